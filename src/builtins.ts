@@ -1,0 +1,31 @@
+/**
+ * The composition root: the filter types and protocols this build of
+ * Portway knows. The core reaches them only through these registries.
+ */
+import { FilterRegistry } from './filter';
+import { ProtocolRegistry } from './protocols/protocol';
+import { tcpProtocol } from './protocols/tcp';
+import { accessLogFilter } from '../filters/access_log';
+import { routerFilter } from '../filters/router';
+import type { Registries } from './config/validate';
+
+export function builtinFilters(): FilterRegistry {
+  return new FilterRegistry().register(accessLogFilter).register(routerFilter);
+}
+
+export function builtinProtocols(): ProtocolRegistry {
+  return new ProtocolRegistry().register(tcpProtocol);
+}
+
+export interface Builtins {
+  filters: FilterRegistry;
+  protocols: ProtocolRegistry;
+  /** The view the config validator takes. */
+  registries: Registries;
+}
+
+export function builtins(): Builtins {
+  const filters = builtinFilters();
+  const protocols = builtinProtocols();
+  return { filters, protocols, registries: { filters: filters.specs(), protocols: protocols.specs() } };
+}

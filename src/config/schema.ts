@@ -1,0 +1,199 @@
+/**
+ * The configuration schema. Written with TypeBox so the same definition gives
+ * the TypeScript types, the ajv validator and config/portway.schema.json.
+ * Every field is documented where it is declared (the description ends up in
+ * the JSON Schema, so editors show it).
+ */
+import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
+import { DURATION_PATTERN } from '../util/duration';
+
+/** An integer number of milliseconds, or a string like "250ms", "5s", "2m", "1h". */
+export function Duration(description: string, def?: string): TUnsafe<string | number> {
+  return Type.Unsafe<string | number>({
+    type: ['integer', 'string'],
+    minimum: 0,
+    pattern: DURATION_PATTERN,
+    description,
+    'x-hint': 'must be a duration such as "250ms", "5s", "1m", "1h" or a number of milliseconds',
+    ...(def !== undefined ? { default: def } : {}),
+  });
+}
+
+export const Name = (description: string) =>
+  Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9_.-]*$', maxLength: 128, description, 'x-hint': 'must be a name of letters, digits, "_", "." or "-"' });
+
+export const AddressString = (description: string) =>
+  Type.String({ minLength: 1, description: `${description} Written host:port, or [ipv6]:port.` });
+
+export const StringMatch = Type.Object(
+  {
+    exact: Type.Optional(Type.String({ description: 'The value equals this string.' })),
+    prefix: Type.Optional(Type.String({ description: 'The value starts with this string.' })),
+    suffix: Type.Optional(Type.String({ description: 'The value ends with this string.' })),
+    regex: Type.Optional(Type.String({ description: 'The value matches this regular expression (JavaScript syntax, anchored only if you anchor it).' })),
+    present: Type.Optional(Type.Boolean({ description: 'true: the attribute is present; false: it is absent.' })),
+    invert: Type.Optional(Type.Boolean({ description: 'Negate the result.' })),
+  },
+  { additionalProperties: false, description: 'Exactly one of exact, prefix, suffix, regex or present.' },
+);
+
+export const RouteSchema = Type.Object(
+  {
+    name: Type.Optional(Name('Route name, shown in logs and metrics. Defaults to route-<index>.')),
+    match: Type.Optional(
+      Type.Object(
+        {
+          source_cidr: Type.Optional(Type.Array(Type.String(), { description: 'The client address is inside one of these CIDRs.' })),
+          attributes: Type.Optional(
+            Type.Record(Type.String(), StringMatch, {
+              description: "Request attributes the protocol exposes (e.g. redis 'key', 'command'; bolt 'service'). All must match.",
+            }),
+          ),
+        },
+        { additionalProperties: false, description: 'All given conditions must hold. An empty or missing match matches everything.' },
+      ),
+    ),
+    cluster: Type.Optional(Name('Send matching requests to this cluster.')),
+    weighted_clusters: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            cluster: Name('Cluster name.'),
+            weight: Type.Integer({ minimum: 1, description: 'Relative weight.' }),
+          },
+          { additionalProperties: false },
+        ),
+        { minItems: 1, description: 'Split matching requests across clusters by weight.' },
+      ),
+    ),
+  },
+  { additionalProperties: false, description: 'The first route whose match holds wins. Give exactly one of cluster or weighted_clusters.' },
+);
+
+export const FilterEntrySchema = Type.Object(
+  {
+    type: Type.String({ description: 'The filter type (access_log, router, ...). The other keys are that filter\'s own config.' }),
+    name: Type.Optional(Name('Instance name, for logs and metrics. Defaults to the type.')),
+  },
+  { additionalProperties: true },
+);
+
+export const ListenerSchema = Type.Object(
+  {
+    name: Name('Unique listener name.'),
+    address: AddressString('Where to listen.'),
+    protocol: Type.String({ description: 'The wire protocol spoken by clients on this listener (tcp, ...).' }),
+    filters: Type.Optional(
+      Type.Array(FilterEntrySchema, {
+        description: 'The filter chain, run in order for every request. A router is appended when the chain has none.',
+      }),
+    ),
+    routes: Type.Optional(Type.Array(RouteSchema, { description: 'Routes used by the router filter, tried in order.' })),
+    idle_timeout: Type.Optional(Duration('Close a client connection with no traffic in either direction for this long. 0 disables.', '1h')),
+    max_connections: Type.Optional(Type.Integer({ minimum: 1, description: 'Refuse client connections beyond this many open at once.' })),
+    options: Type.Optional(Type.Object({}, { additionalProperties: true, description: "Protocol-specific options, validated by the protocol's own schema." })),
+  },
+  { additionalProperties: false },
+);
+
+export const EndpointSchema = Type.Unsafe<string | { address: string; weight?: number }>({
+  type: ['string', 'object'],
+  description: 'host:port, or {address, weight}. A host name is resolved through DNS (every A/AAAA record becomes an endpoint) and refreshed every dns_refresh.',
+  properties: {
+    address: { type: 'string', minLength: 1, description: 'host:port' },
+    weight: { type: 'integer', minimum: 1, maximum: 1000, description: 'Relative weight for the weighted balancer (default 1).' },
+  },
+  required: ['address'],
+  additionalProperties: false,
+});
+
+export const ClusterSchema = Type.Object(
+  {
+    name: Name('Unique cluster name.'),
+    endpoints: Type.Array(EndpointSchema, { description: 'The upstream endpoints.' }),
+    lb: Type.Optional(
+      Type.Union([Type.Literal('round_robin'), Type.Literal('random'), Type.Literal('least_request'), Type.Literal('weighted')], {
+        description: 'Load balancer: round_robin, random, least_request (power of two choices), weighted (smooth weighted round robin).',
+        default: 'round_robin',
+      }),
+    ),
+    connect_timeout: Type.Optional(Duration('Give up on a TCP connect after this long and try another endpoint.', '5s')),
+    max_connect_attempts: Type.Optional(Type.Integer({ minimum: 1, maximum: 16, description: 'Endpoints tried before a connect failure is final.', default: 3 })),
+    dns_refresh: Type.Optional(Duration('How often host names among the endpoints are resolved again.', '30s')),
+    health_check: Type.Optional(
+      Type.Object(
+        {
+          passive: Type.Optional(
+            Type.Object(
+              {
+                consecutive_failures: Type.Optional(Type.Integer({ minimum: 1, description: 'Connect failures in a row that eject an endpoint.', default: 1 })),
+                ejection_time: Type.Optional(Duration('How long an ejected endpoint is skipped.', '5s')),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false, description: 'How endpoint health is judged.' },
+      ),
+    ),
+    limits: Type.Optional(
+      Type.Object(
+        {
+          max_connections: Type.Optional(Type.Integer({ minimum: 1, description: 'Upstream connections open at once, over all endpoints.', default: 10000 })),
+          max_pending_requests: Type.Optional(Type.Integer({ minimum: 0, description: 'Requests waiting for an upstream connection.', default: 1024 })),
+          max_connections_per_endpoint: Type.Optional(Type.Integer({ minimum: 1, description: 'Pooled connections to one endpoint (L7 protocols).', default: 16 })),
+          pool_idle_timeout: Type.Optional(Duration('Close a pooled upstream connection idle for this long.', '60s')),
+        },
+        { additionalProperties: false, description: 'Connection pool limits.' },
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export const ConfigSchema = Type.Object(
+  {
+    admin: Type.Optional(
+      Type.Object(
+        {
+          address: Type.Optional(AddressString('Admin HTTP server address (default 127.0.0.1:9901).')),
+          enabled: Type.Optional(Type.Boolean({ description: 'Serve the admin API (default true).' })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    log: Type.Optional(
+      Type.Object(
+        {
+          level: Type.Optional(
+            Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), {
+              description: 'Log level.',
+              default: 'info',
+            }),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    reload: Type.Optional(
+      Type.Object(
+        {
+          watch: Type.Optional(Type.Boolean({ description: 'Reload when the config file changes.', default: false })),
+          debounce: Type.Optional(Duration('Wait this long after a file change before reloading.', '250ms')),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    drain_timeout: Type.Optional(Duration('On shutdown (and for removed listeners on reload), wait this long for open connections to finish.', '30s')),
+    listeners: Type.Optional(Type.Array(ListenerSchema, { description: 'Where Portway accepts clients.' })),
+    clusters: Type.Optional(Type.Array(ClusterSchema, { description: 'Where Portway sends requests.' })),
+  },
+  { additionalProperties: false, $id: 'https://portway.dev/schema/portway.json', title: 'Portway configuration' },
+);
+
+export type RawConfig = Static<typeof ConfigSchema>;
+export type RawListener = Static<typeof ListenerSchema>;
+export type RawCluster = Static<typeof ClusterSchema>;
+export type RawRoute = Static<typeof RouteSchema>;
+export type RawStringMatch = Static<typeof StringMatch>;
+export type { TSchema };

@@ -1,0 +1,65 @@
+import type { RawConfig, RawStringMatch } from './schema';
+
+/** The normalized, validated configuration: durations in ms, addresses parsed, defaults filled in. */
+export interface Config {
+  admin: { enabled: boolean; address: string; host: string; port: number };
+  logLevel: string;
+  reload: { watch: boolean; debounceMs: number };
+  drainTimeoutMs: number;
+  listeners: ListenerConfig[];
+  clusters: ClusterConfig[];
+  /** The file this came from, when it came from a file. */
+  sourcePath?: string;
+  /** The config as written (after defaults), for GET /config. */
+  raw: RawConfig;
+}
+
+export interface FilterConfig {
+  type: string;
+  name: string;
+  /** The filter's own config: the entry without `type` and `name`. */
+  config: Record<string, unknown>;
+}
+
+export interface RouteConfig {
+  name: string;
+  sourceCidr: string[];
+  attributes: Record<string, RawStringMatch>;
+  clusters: { cluster: string; weight: number }[];
+}
+
+export interface ListenerConfig {
+  name: string;
+  address: string;
+  host: string;
+  port: number;
+  protocol: string;
+  filters: FilterConfig[];
+  routes: RouteConfig[];
+  idleTimeoutMs: number;
+  maxConnections: number;
+  options: Record<string, unknown>;
+  /** Stable JSON of the listener as written, to tell whether a reload changed it. */
+  fingerprint: string;
+}
+
+export interface EndpointConfig {
+  address: string;
+  host: string;
+  port: number;
+  weight: number;
+}
+
+export type LbPolicy = 'round_robin' | 'random' | 'least_request' | 'weighted';
+
+export interface ClusterConfig {
+  name: string;
+  endpoints: EndpointConfig[];
+  lb: LbPolicy;
+  connectTimeoutMs: number;
+  maxConnectAttempts: number;
+  dnsRefreshMs: number;
+  passive: { consecutiveFailures: number; ejectionTimeMs: number };
+  limits: { maxConnections: number; maxPendingRequests: number; maxConnectionsPerEndpoint: number; poolIdleTimeoutMs: number };
+  fingerprint: string;
+}

@@ -1,0 +1,273 @@
+import { watch, type FSWatcher } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import type { Config, ListenerConfig } from './config/types';
+import { ConfigError, type ConfigIssue } from './config/validate';
+import { loadConfigFile, loadConfigText } from './config/load';
+import { FilterChain, type Filter } from './filter';
+import { ClusterManager } from './routing/cluster-manager';
+import type { Cluster } from './routing/cluster';
+import { ListenerRuntime, ListenerStats } from './listener';
+import type { ConnectionHandler } from './protocols/protocol';
+import { MetricsRegistry } from './metrics';
+import type { Logger } from './logger';
+import { builtins, type Builtins } from './builtins';
+import { AdminServer } from './admin/server';
+import { VERSION } from './version';
+
+export interface ReloadResult {
+  ok: boolean;
+  generation: number;
+  issues?: ConfigIssue[];
+  error?: string;
+}
+
+interface BuiltListener {
+  config: ListenerConfig;
+  handler: ConnectionHandler;
+}
+
+/**
+ * Owns the listeners, clusters and admin server, and moves them from one
+ * config generation to the next. A new generation is built completely beside
+ * the running one; only when everything built (and every new socket bound)
+ * does one swap install it. Anything that fails leaves the running
+ * generation untouched.
+ */
+export class Proxy {
+  readonly metrics = new MetricsRegistry();
+  readonly clusters: ClusterManager;
+  /** Keyed by listener name. */
+  private readonly listeners = new Map<string, ListenerRuntime>();
+  private readonly stats = new Map<string, ListenerStats>();
+  private readonly handlers = new Set<ConnectionHandler>();
+  private admin: AdminServer | null = null;
+  private watcher: FSWatcher | null = null;
+  private reloadTimer: NodeJS.Timeout | null = null;
+  private reloading: Promise<ReloadResult> | null = null;
+  private draining = false;
+  generation = 0;
+  lastReload: { at: string; ok: boolean; issues?: ConfigIssue[]; error?: string } | null = null;
+  private readonly reloadOk;
+  private readonly reloadFail;
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    public config: Config,
+    readonly log: Logger,
+    readonly builtins: Builtins,
+  ) {
+    this.clusters = new ClusterManager(this.metrics, log);
+    this.reloadOk = this.metrics.counter('portway_config_reload_total', 'Config reloads, by result.', { result: 'ok' });
+    this.reloadFail = this.metrics.counter('portway_config_reload_total', 'Config reloads, by result.', { result: 'error' });
+    this.metrics.gauge('portway_config_generation', 'The running config generation.', undefined, () => this.generation);
+    this.metrics.gauge('portway_build_info', 'Portway version.', { version: VERSION }, () => 1);
+    this.metrics.gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch, in seconds.', undefined, () => Math.floor(this.startedAt / 1000));
+    this.metrics.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', undefined, () => process.memoryUsage.rss());
+    this.metrics.gauge('process_cpu_seconds_total', 'User and system CPU time spent, in seconds.', undefined, () => {
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1e6;
+    });
+  }
+
+  /** Starts Portway on a validated config: clusters, listeners, admin server, file watch. */
+  static async start(config: Config, log: Logger, b: Builtins = builtins()): Promise<Proxy> {
+    const p = new Proxy(config, log, b);
+    await p.apply(config);
+    if (config.admin.enabled) {
+      p.admin = new AdminServer(p, log.child({ component: 'admin' }));
+      try {
+        await p.admin.listen(config.admin.host, config.admin.port);
+      } catch (err) {
+        await p.shutdown(0);
+        throw err;
+      }
+    }
+    p.setupWatch();
+    log.info({ generation: p.generation, listeners: config.listeners.map((l) => `${l.name}@${l.address}/${l.protocol}`), admin: p.adminAddress() }, 'portway started');
+    return p;
+  }
+
+  adminAddress(): string | null {
+    return this.admin ? this.admin.address() : null;
+  }
+
+  listenerPort(name: string): number | undefined {
+    return this.listeners.get(name)?.port;
+  }
+
+  listenerStats(): Record<string, unknown> {
+    return Object.fromEntries([...this.listeners].map(([n, l]) => [n, { address: l.config.address, port: l.port, protocol: l.config.protocol, ...l.stats.toJSON() }]));
+  }
+
+  isDraining(): boolean {
+    return this.draining;
+  }
+
+  private statsFor(name: string): ListenerStats {
+    let s = this.stats.get(name);
+    if (!s) {
+      s = new ListenerStats(name, this.metrics);
+      this.stats.set(name, s);
+    }
+    return s;
+  }
+
+  private buildListener(lc: ListenerConfig, clusters: ReadonlyMap<string, Cluster>): BuiltListener {
+    const logger = this.log.child({ listener: lc.name });
+    const specs = [...lc.filters];
+    if (!specs.some((f) => f.type === 'router')) specs.push({ type: 'router', name: 'router', config: {} });
+    const filters: Filter[] = specs.map((fc, slot) => {
+      const factory = this.builtins.filters.get(fc.type);
+      if (!factory) throw new Error(`listener '${lc.name}': unknown filter type '${fc.type}'`);
+      return factory.create(fc.config, { listener: lc, clusters, metrics: this.metrics, logger, slot, name: fc.name });
+    });
+    const chain = new FilterChain(filters);
+    const proto = this.builtins.protocols.get(lc.protocol);
+    if (!proto) throw new Error(`listener '${lc.name}': unknown protocol '${lc.protocol}'`);
+    const handler = proto.create({ listener: lc, chain, clusters, metrics: this.metrics, logger, stats: this.statsFor(lc.name) });
+    return { config: lc, handler };
+  }
+
+  /** Builds and installs a generation. Throws (leaving the running one as it was) when anything fails. */
+  private async apply(next: Config): Promise<void> {
+    const { next: clusterMap, fresh } = await this.clusters.prepare(next.clusters);
+    const built: BuiltListener[] = [];
+    const bound: ListenerRuntime[] = [];
+    try {
+      for (const lc of next.listeners) built.push(this.buildListener(lc, clusterMap));
+      // Bind what is new (or moved to another address) before touching anything that runs.
+      for (const b of built) {
+        const cur = this.listeners.get(b.config.name);
+        if (cur && sameAddress(cur.config, b.config)) continue;
+        const rt = new ListenerRuntime(b.config, b.handler, this.statsFor(b.config.name), this.log.child({ listener: b.config.name }));
+        await rt.listen();
+        bound.push(rt);
+      }
+    } catch (err) {
+      for (const rt of bound) rt.stopAccepting();
+      for (const c of fresh) c.close();
+      for (const b of built) b.handler.retire?.();
+      throw err;
+    }
+
+    // Commit: from here on nothing can fail.
+    const retiredHandlers: ConnectionHandler[] = [];
+    const removed: ListenerRuntime[] = [];
+    const boundByName = new Map(bound.map((rt) => [rt.config.name, rt]));
+    for (const b of built) {
+      const cur = this.listeners.get(b.config.name);
+      const fresh = boundByName.get(b.config.name);
+      if (fresh) {
+        if (cur) removed.push(cur);
+        this.listeners.set(b.config.name, fresh);
+      } else if (cur) {
+        retiredHandlers.push(cur.handler);
+        cur.update(b.config, b.handler);
+      }
+      this.handlers.add(b.handler);
+    }
+    const names = new Set(next.listeners.map((l) => l.name));
+    for (const [name, rt] of this.listeners) {
+      if (!names.has(name)) {
+        removed.push(rt);
+        this.listeners.delete(name);
+      }
+    }
+    const goneClusters = this.clusters.commit(clusterMap);
+    this.config = next;
+    this.generation++;
+
+    for (const h of retiredHandlers) {
+      h.retire?.();
+      this.handlers.delete(h);
+    }
+    for (const rt of removed) {
+      rt.handler.retire?.();
+      this.handlers.delete(rt.handler);
+      void rt.drain(next.drainTimeoutMs);
+    }
+    // Removed clusters stop their background work; connections already open through them finish normally.
+    for (const c of goneClusters) c.close();
+  }
+
+  /**
+   * Validates and applies a new config (from the file it was loaded from, or
+   * from text). Reloads are serialized. A bad config is rejected with its
+   * reasons and the running generation stays.
+   */
+  reload(text?: string): Promise<ReloadResult> {
+    const run = async (): Promise<ReloadResult> => {
+      if (this.draining) return { ok: false, generation: this.generation, error: 'shutting down' };
+      let next: Config;
+      try {
+        if (text !== undefined) next = loadConfigText(text, this.builtins.registries, this.config.sourcePath);
+        else if (this.config.sourcePath) next = loadConfigFile(this.config.sourcePath, this.builtins.registries);
+        else return { ok: false, generation: this.generation, error: 'no config file to reload from' };
+        if (next.admin.address !== this.config.admin.address || next.admin.enabled !== this.config.admin.enabled) {
+          this.log.warn({ running: this.config.admin.address, requested: next.admin.address }, 'admin address changes take effect on restart');
+        }
+        await this.apply(next);
+      } catch (err) {
+        this.reloadFail.inc();
+        const issues = err instanceof ConfigError ? err.issues : undefined;
+        const error = err instanceof ConfigError ? 'invalid configuration' : (err as Error).message;
+        this.lastReload = { at: new Date().toISOString(), ok: false, error, ...(issues ? { issues } : {}) };
+        this.log.error({ issues, error }, 'config reload rejected; the running config stays');
+        return { ok: false, generation: this.generation, error, ...(issues ? { issues } : {}) };
+      }
+      this.reloadOk.inc();
+      this.lastReload = { at: new Date().toISOString(), ok: true };
+      this.log.info({ generation: this.generation }, 'config reloaded');
+      this.setupWatch();
+      return { ok: true, generation: this.generation };
+    };
+    const p = (this.reloading ?? Promise.resolve()).then(run, run);
+    this.reloading = p;
+    return p;
+  }
+
+  private setupWatch(): void {
+    const path = this.config.sourcePath;
+    const want = this.config.reload.watch && path !== undefined;
+    if (!want) {
+      this.watcher?.close();
+      this.watcher = null;
+      return;
+    }
+    if (this.watcher) return;
+    // Watch the directory: editors and config-map updates replace the file rather than write it in place.
+    const file = basename(path);
+    this.watcher = watch(dirname(path), (_event, name) => {
+      if (name !== null && name !== file && !String(name).startsWith('..')) return;
+      if (this.reloadTimer) clearTimeout(this.reloadTimer);
+      this.reloadTimer = setTimeout(() => {
+        this.log.info({ file: path }, 'config file changed');
+        void this.reload();
+      }, this.config.reload.debounceMs);
+    });
+    this.watcher.unref();
+  }
+
+  /**
+   * Stops accepting everywhere, waits up to drainMs (default drain_timeout) for
+   * open connections to finish, closes the rest, and releases everything.
+   */
+  async shutdown(drainMs = this.config.drainTimeoutMs): Promise<void> {
+    if (this.draining) return;
+    this.draining = true;
+    this.watcher?.close();
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    const open = [...this.listeners.values()].reduce((n, l) => n + l.connections.size, 0);
+    this.log.info({ open_connections: open, drain_timeout_ms: drainMs }, 'draining');
+    await Promise.all([...this.listeners.values()].map((l) => l.drain(drainMs)));
+    for (const h of this.handlers) h.retire?.();
+    this.clusters.closeAll();
+    await this.admin?.close();
+    this.log.info('stopped');
+  }
+}
+
+function sameAddress(a: ListenerConfig, b: ListenerConfig): boolean {
+  // Port 0 means "any free port": keep the socket already bound.
+  return a.host === b.host && a.port === b.port;
+}

@@ -1,0 +1,171 @@
+import { lookup } from 'node:dns/promises';
+import { isIP } from 'node:net';
+import type { ClusterConfig } from '../config/types';
+import type { MetricsRegistry, Counter } from '../metrics';
+import type { Logger } from '../logger';
+import { Endpoint } from './endpoint';
+import { createBalancer, type LoadBalancer } from './balancers';
+
+/**
+ * A named set of endpoints with a balancer, passive health and limits.
+ * Requests read `endpoints` (an immutable snapshot); DNS refresh and health
+ * changes replace the snapshot in the background.
+ */
+export class Cluster {
+  readonly name: string;
+  /** Every endpoint, healthy or not. Replaced as a whole, never mutated. */
+  endpoints: readonly Endpoint[] = [];
+  private available: readonly Endpoint[] = [];
+  /** performance.now() when the next ejection ends; the available list is rebuilt then. */
+  private nextExpiry = Infinity;
+  private readonly lb: LoadBalancer;
+  private dnsTimer: NodeJS.Timeout | null = null;
+  private closed = false;
+  /** The last DNS problem, shown in /clusters; null when the last resolution worked. */
+  dnsError: string | null = null;
+  lastResolvedAt = 0;
+  /** Upstream connections open, over all endpoints (limit: limits.max_connections). */
+  cxActive = 0;
+  readonly cxOverflow: Counter;
+  readonly noHealthy: Counter;
+  readonly ready: Promise<void>;
+
+  constructor(
+    readonly config: ClusterConfig,
+    private readonly metrics: MetricsRegistry,
+    private readonly log: Logger,
+  ) {
+    this.name = config.name;
+    this.lb = createBalancer(config.lb);
+    const labels = { cluster: this.name };
+    this.cxOverflow = metrics.counter('portway_cluster_cx_overflow_total', 'Upstream connections refused by the cluster connection limit.', labels);
+    this.noHealthy = metrics.counter('portway_cluster_no_healthy_total', 'Requests that found no usable endpoint.', labels);
+    metrics.gauge('portway_cluster_cx_active', 'Upstream connections open.', labels, () => this.cxActive);
+    metrics.gauge('portway_cluster_endpoints', 'Endpoints known.', labels, () => this.endpoints.length);
+    metrics.gauge('portway_cluster_endpoints_healthy', 'Endpoints not ejected.', labels, () => this.usable().length);
+    this.ready = this.resolve().then(() => this.scheduleRefresh());
+  }
+
+  private needsDns(): boolean {
+    return this.config.endpoints.some((e) => isIP(e.host) === 0);
+  }
+
+  /** Resolves configured host names; keeps Endpoint objects (and their stats) for addresses that stay. */
+  private async resolve(): Promise<void> {
+    const old = new Map(this.endpoints.map((e) => [`${e.configured}|${e.address}`, e]));
+    const next: Endpoint[] = [];
+    const errors: string[] = [];
+    for (const ec of this.config.endpoints) {
+      let ips: string[];
+      if (isIP(ec.host) !== 0) ips = [ec.host];
+      else {
+        try {
+          ips = (await lookup(ec.host, { all: true, verbatim: true })).map((a) => a.address);
+        } catch (err) {
+          errors.push(`${ec.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+          // Keep what this name resolved to before: a DNS outage must not empty the cluster.
+          for (const e of this.endpoints) if (e.configured === ec.address) next.push(e);
+          continue;
+        }
+      }
+      for (const ip of ips) {
+        const probe = new Endpoint(this.name, ip, ec.port, ec.weight, ec.address, this.metrics);
+        const key = `${ec.address}|${probe.address}`;
+        const keep = old.get(key);
+        if (keep && !next.includes(keep)) next.push(keep);
+        else if (!next.some((e) => e.address === probe.address && e.configured === ec.address)) next.push(probe);
+      }
+    }
+    if (this.closed) return;
+    this.dnsError = errors.length ? errors.join('; ') : null;
+    if (errors.length) this.log.warn({ cluster: this.name, errors }, 'DNS resolution failed; keeping the last known endpoints');
+    this.lastResolvedAt = Date.now();
+    const changed = next.length !== this.endpoints.length || next.some((e, i) => e !== this.endpoints[i]);
+    if (changed) {
+      for (const e of this.endpoints) if (!next.includes(e)) this.dropEndpointMetrics(e);
+      this.endpoints = Object.freeze(next);
+      this.rebuildAvailable(performance.now());
+      if (this.needsDns()) this.log.info({ cluster: this.name, endpoints: next.map((e) => e.address) }, 'cluster endpoints changed');
+    }
+  }
+
+  private dropEndpointMetrics(e: Endpoint): void {
+    const labels = { cluster: this.name, endpoint: e.address };
+    for (const n of ['portway_upstream_cx_total', 'portway_upstream_cx_connect_fail_total', 'portway_upstream_rq_total', 'portway_upstream_rq_error_total']) {
+      this.metrics.remove(n, labels);
+    }
+  }
+
+  private scheduleRefresh(): void {
+    if (this.closed || !this.needsDns() || this.config.dnsRefreshMs <= 0) return;
+    this.dnsTimer = setTimeout(() => {
+      this.resolve().finally(() => this.scheduleRefresh());
+    }, this.config.dnsRefreshMs);
+    this.dnsTimer.unref();
+  }
+
+  private rebuildAvailable(now: number): void {
+    let next = Infinity;
+    const ok: Endpoint[] = [];
+    for (const e of this.endpoints) {
+      if (e.isEjected(now)) next = Math.min(next, e.ejectedUntil);
+      else ok.push(e);
+    }
+    this.available = ok;
+    this.nextExpiry = next;
+  }
+
+  /** Endpoints not ejected. When every endpoint is ejected, all of them (panic mode: better to try than to refuse). */
+  usable(now = performance.now()): readonly Endpoint[] {
+    if (now >= this.nextExpiry) this.rebuildAvailable(now);
+    return this.available.length > 0 ? this.available : this.endpoints;
+  }
+
+  /** Picks an endpoint for a request, skipping those already tried. */
+  pick(exclude: ReadonlySet<Endpoint> | null = null): Endpoint | null {
+    const ep = this.lb.pick(this.usable(), exclude);
+    if (ep === null) this.noHealthy.inc();
+    return ep;
+  }
+
+  /** A connect failure: after consecutive_failures in a row the endpoint is skipped for ejection_time. */
+  reportConnectFailure(ep: Endpoint): void {
+    ep.cxConnectFail.inc();
+    ep.consecutiveFailures++;
+    if (ep.consecutiveFailures >= this.config.passive.consecutiveFailures && !ep.isEjected(performance.now())) {
+      const now = performance.now();
+      ep.ejectedUntil = now + this.config.passive.ejectionTimeMs;
+      ep.ejections++;
+      this.rebuildAvailable(now);
+      this.log.warn({ cluster: this.name, endpoint: ep.address, for_ms: this.config.passive.ejectionTimeMs }, 'endpoint ejected after connect failures');
+    }
+  }
+
+  reportConnectSuccess(ep: Endpoint): void {
+    ep.consecutiveFailures = 0;
+    if (ep.ejectedUntil !== 0) {
+      ep.ejectedUntil = 0;
+      this.rebuildAvailable(performance.now());
+    }
+  }
+
+  /** Stops background work. Open connections are not touched; their owners close them. */
+  close(): void {
+    this.closed = true;
+    if (this.dnsTimer) clearTimeout(this.dnsTimer);
+    this.dnsTimer = null;
+  }
+
+  toJSON(): Record<string, unknown> {
+    const now = performance.now();
+    return {
+      name: this.name,
+      lb: this.config.lb,
+      cx_active: this.cxActive,
+      cx_overflow: this.cxOverflow.value,
+      no_healthy: this.noHealthy.value,
+      dns: this.needsDns() ? { error: this.dnsError, last_resolved: this.lastResolvedAt ? new Date(this.lastResolvedAt).toISOString() : null } : undefined,
+      endpoints: this.endpoints.map((e) => e.toJSON(now)),
+    };
+  }
+}
