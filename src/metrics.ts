@@ -64,7 +64,7 @@ interface Family {
 
 function labelText(labels: Labels | undefined): string {
   if (!labels) return '';
-  const keys = Object.keys(labels);
+  const keys = Object.keys(labels).sort();
   if (keys.length === 0) return '';
   return keys.map((k) => `${k}="${escapeLabel(labels[k]!)}"`).join(',');
 }
@@ -119,6 +119,13 @@ export class MetricsRegistry {
       return g;
     }
     return this.getOrCreate(name, 'gauge', help, labels, () => new Gauge());
+  }
+
+  /** A counter whose value is read from elsewhere at scrape time (e.g. process CPU time). */
+  counterFn(name: string, help: string, labels: Labels | undefined, fn: () => number): void {
+    const f = this.family(name, 'counter', help);
+    const key = labelText(labels);
+    f.series.set(key, { labels: key, metric: new Gauge(fn) });
   }
 
   histogram(name: string, help: string, labels?: Labels, bounds: readonly number[] = LATENCY_BUCKETS_SECONDS): Histogram {

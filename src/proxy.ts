@@ -63,7 +63,7 @@ export class Proxy {
     this.metrics.gauge('portway_build_info', 'Portway version.', { version: VERSION }, () => 1);
     this.metrics.gauge('process_start_time_seconds', 'Start time of the process since the Unix epoch, in seconds.', undefined, () => Math.floor(this.startedAt / 1000));
     this.metrics.gauge('process_resident_memory_bytes', 'Resident memory size in bytes.', undefined, () => process.memoryUsage.rss());
-    this.metrics.gauge('process_cpu_seconds_total', 'User and system CPU time spent, in seconds.', undefined, () => {
+    this.metrics.counterFn('process_cpu_seconds_total', 'User and system CPU time spent, in seconds.', undefined, () => {
       const u = process.cpuUsage();
       return (u.user + u.system) / 1e6;
     });

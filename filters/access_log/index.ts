@@ -38,7 +38,6 @@ export const accessLogFilter: FilterFactory<AccessLogConfig> = {
         const err = ex.error;
         if (err === null && (onlyErrors || (sample < 1 && Math.random() >= sample))) return;
         const line = {
-          listener: ex.listener,
           protocol: ex.protocol,
           client: `${ex.clientAddress}:${ex.clientPort}`,
           op: ex.operation || undefined,

@@ -158,11 +158,23 @@ function stableJson(v: unknown): string {
 export function validateConfig(doc: unknown, reg: Registries, file?: string): Config {
   if (doc === null || doc === undefined) doc = {};
   const issues = validateAgainst(ConfigSchema, doc, '');
-  if (issues.length) throw new ConfigError(issues, file);
+  const schemaFailed = issues.length > 0;
   const raw = doc as RawConfig;
+  try {
+    checkSemantics(raw, reg, issues);
+  } catch (err) {
+    // Cross-reference checks assume the schema held; with schema errors they are best effort.
+    if (!schemaFailed) throw err;
+  }
+  if (issues.length) throw new ConfigError(issues, file);
+  return normalize(raw, file);
+}
 
-  const listeners = raw.listeners ?? [];
-  const clusters = raw.clusters ?? [];
+function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]): void {
+  if (typeof raw !== 'object' || raw === null) return;
+
+  const listeners = Array.isArray(raw.listeners) ? raw.listeners : [];
+  const clusters = Array.isArray(raw.clusters) ? raw.clusters : [];
   const clusterNames = new Set<string>();
 
   clusters.forEach((c, i) => {
@@ -254,8 +266,6 @@ export function validateConfig(doc: unknown, reg: Registries, file?: string): Co
     });
   });
 
-  if (issues.length) throw new ConfigError(issues, file);
-  return normalize(raw, file);
 }
 
 function normalize(raw: RawConfig, file?: string): Config {

@@ -78,14 +78,14 @@ export class Cluster {
     }
     if (this.closed) return;
     this.dnsError = errors.length ? errors.join('; ') : null;
-    if (errors.length) this.log.warn({ cluster: this.name, errors }, 'DNS resolution failed; keeping the last known endpoints');
+    if (errors.length) this.log.warn({ errors }, 'DNS resolution failed; keeping the last known endpoints');
     this.lastResolvedAt = Date.now();
     const changed = next.length !== this.endpoints.length || next.some((e, i) => e !== this.endpoints[i]);
     if (changed) {
       for (const e of this.endpoints) if (!next.includes(e)) this.dropEndpointMetrics(e);
       this.endpoints = Object.freeze(next);
       this.rebuildAvailable(performance.now());
-      if (this.needsDns()) this.log.info({ cluster: this.name, endpoints: next.map((e) => e.address) }, 'cluster endpoints changed');
+      if (this.needsDns()) this.log.info({ endpoints: next.map((e) => e.address) }, 'cluster endpoints changed');
     }
   }
 
@@ -137,7 +137,7 @@ export class Cluster {
       ep.ejectedUntil = now + this.config.passive.ejectionTimeMs;
       ep.ejections++;
       this.rebuildAvailable(now);
-      this.log.warn({ cluster: this.name, endpoint: ep.address, for_ms: this.config.passive.ejectionTimeMs }, 'endpoint ejected after connect failures');
+      this.log.warn({ endpoint: ep.address, for_ms: this.config.passive.ejectionTimeMs }, 'endpoint ejected after connect failures');
     }
   }
 

@@ -6,7 +6,7 @@ export interface HostPort {
 }
 
 /**
- * Parses "host:port", "[v6]:port" or "v6addr" forms used throughout the config.
+ * Parses the "host:port" and "[v6]:port" forms used throughout the config.
  * Returns a reason string instead of throwing so config validation can report it.
  */
 export function parseHostPort(s: string): HostPort | string {
@@ -50,8 +50,9 @@ export class Cidr {
     if (fam === 0) throw new Error(`'${text}' is not a CIDR (address/bits)`);
     this.family = fam as 4 | 6;
     const max = fam === 4 ? 32 : 128;
-    this.bits = slash < 0 ? max : Number(text.slice(slash + 1));
-    if (!Number.isInteger(this.bits) || this.bits < 0 || this.bits > max) throw new Error(`'${text}': prefix length must be 0-${max}`);
+    const bitsText = slash < 0 ? String(max) : text.slice(slash + 1);
+    this.bits = /^[0-9]{1,3}$/.test(bitsText) ? Number(bitsText) : -1;
+    if (this.bits < 0 || this.bits > max) throw new Error(`'${text}': prefix length must be 0-${max}`);
     this.mask = this.bits === 0 ? 0n : ((1n << BigInt(this.bits)) - 1n) << BigInt(max - this.bits);
     this.net = ipToBigInt(addr, this.family) & this.mask;
   }
