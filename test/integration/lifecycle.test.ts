@@ -1,0 +1,138 @@
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { runCli, waitReady, tempDir, REPO } from '../helpers/portway';
+import { echoServer, dial, roundTrip, untilClosed, freePort, http, waitFor, tcpServer } from '../helpers/net';
+
+describe('process lifecycle (the CLI as a subprocess)', () => {
+  test('the embedded default config runs with nothing else installed', async (t) => {
+    const admin = await freePort();
+    const dir = tempDir();
+    mkdirSync(join(dir, 'config'));
+    // Same file, admin moved to a free port so the test never collides with a running Portway.
+    const text = readFileSync(join(REPO, 'config/portway.yaml'), 'utf8').replace('127.0.0.1:9901', `127.0.0.1:${admin}`);
+    assert.notEqual(text, readFileSync(join(REPO, 'config/portway.yaml'), 'utf8'), 'the default names admin 127.0.0.1:9901');
+    writeFileSync(join(dir, 'config/portway.yaml'), text);
+    // No -c: `run` picks config/portway.yaml in the working directory, as `npm start` does.
+    const c = runCli(['run'], { cwd: dir });
+    t.after(() => c.proc.kill('SIGKILL'));
+    await waitReady(`http://127.0.0.1:${admin}`);
+    c.proc.kill('SIGTERM');
+    assert.equal(await c.exited, 0, c.stderr());
+  });
+
+  test('SIGTERM: stop accepting, drain open connections, exit 0', async (t) => {
+    const echo = await echoServer();
+    const admin = await freePort();
+    const port = await freePort();
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    writeFileSync(
+      file,
+      `admin: { address: 127.0.0.1:${admin} }\ndrain_timeout: 20s\nlisteners:\n  - { name: e, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: e }] }\nclusters:\n  - { name: e, endpoints: ["${echo.address}"] }\n`,
+    );
+    const c = runCli(['run', '-c', file]);
+    t.after(() => c.proc.kill('SIGKILL'));
+    await waitReady(`http://127.0.0.1:${admin}`);
+    const open = await dial(port);
+    open.write('one');
+    await new Promise((r) => open.once('data', r));
+
+    c.proc.kill('SIGTERM');
+    await waitFor(async () => {
+      try {
+        await dial(port).then((s) => s.destroy());
+        return false;
+      } catch {
+        return true;
+      }
+    }, 5000, 'listener to stop accepting');
+    // The open connection still works while draining.
+    open.write('two');
+    const d = await new Promise<Buffer>((r) => open.once('data', r));
+    assert.equal(d.toString(), 'two');
+    let exited = false;
+    void c.exited.then(() => (exited = true));
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(exited, false, 'still draining while a connection is open');
+    open.end();
+    await untilClosed(open);
+    assert.equal(await c.exited, 0, c.stderr());
+    assert.match(c.stdout(), /"msg":"draining"/);
+    await echo.close();
+  });
+
+  test('drain_timeout: connections still open when it passes are closed and the process exits 0', async (t) => {
+    const echo = await echoServer();
+    const admin = await freePort();
+    const port = await freePort();
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    writeFileSync(
+      file,
+      `admin: { address: 127.0.0.1:${admin} }\ndrain_timeout: 300ms\nlisteners:\n  - { name: e, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: e }] }\nclusters:\n  - { name: e, endpoints: ["${echo.address}"] }\n`,
+    );
+    const c = runCli(['run', '-c', file]);
+    t.after(() => c.proc.kill('SIGKILL'));
+    await waitReady(`http://127.0.0.1:${admin}`);
+    const open = await dial(port);
+    const closed = untilClosed(open);
+    c.proc.kill('SIGINT');
+    await closed;
+    assert.equal(await c.exited, 0, c.stderr());
+    await echo.close();
+  });
+
+  test('SIGHUP reloads the file', async (t) => {
+    const a = await tcpServer((s) => s.end('A'));
+    const b = await tcpServer((s) => s.end('B'));
+    const admin = await freePort();
+    const port = await freePort();
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    const write = (cluster: string) =>
+      writeFileSync(
+        file,
+        `admin: { address: 127.0.0.1:${admin} }\nlisteners:\n  - { name: e, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: ${cluster} }] }\nclusters:\n  - { name: a, endpoints: ["${a.address}"] }\n  - { name: b, endpoints: ["${b.address}"] }\n`,
+      );
+    write('a');
+    const c = runCli(['run', '-c', file]);
+    t.after(() => c.proc.kill('SIGKILL'));
+    await waitReady(`http://127.0.0.1:${admin}`);
+    assert.equal((await roundTrip(port, '')).toString(), 'A');
+    write('b');
+    c.proc.kill('SIGHUP');
+    await waitFor(async () => (await http('GET', `http://127.0.0.1:${admin}/ready`)).json().generation === 2, 5000, 'generation 2');
+    assert.equal((await roundTrip(port, '')).toString(), 'B');
+    c.proc.kill('SIGTERM');
+    assert.equal(await c.exited, 0);
+    await a.close();
+    await b.close();
+  });
+
+  test('address in use: exit 1 with an error naming the listener', async () => {
+    const busy = await tcpServer(() => {});
+    const admin = await freePort();
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, `admin: { address: 127.0.0.1:${admin} }\nlisteners:\n  - { name: redis-main, address: ${busy.address}, protocol: tcp, routes: [{ cluster: e }] }\nclusters:\n  - { name: e, endpoints: ["127.0.0.1:1"] }\n`);
+    const c = runCli(['run', '-c', file]);
+    assert.equal(await c.exited, 1);
+    assert.match(c.stderr(), new RegExp(`listener 'redis-main' cannot bind ${busy.address.replace(/\./g, '\\.')}: address already in use`));
+    await busy.close();
+  });
+
+  test('malformed config: run exits 1 and prints every error', async () => {
+    const dir = tempDir();
+    const file = join(dir, 'p.yaml');
+    writeFileSync(file, `listeners:\n  - { name: x, address: nowhere, protocol: carrier-pigeon }\nclusters:\n  - { name: c, endpoints: [], lb: fastest }\n`);
+    const c = runCli(['run', '-c', file]);
+    assert.equal(await c.exited, 1);
+    const err = c.stderr();
+    assert.match(err, /listeners\[0\]\.address: 'nowhere' must be host:port/);
+    assert.match(err, /listeners\[0\]\.protocol: unknown protocol 'carrier-pigeon'/);
+    assert.match(err, /clusters\[0\]\.lb: must be one of/);
+    assert.match(err, /listeners\[0\]\.routes|clusters\[0\]\.endpoints: a cluster needs at least one endpoint/);
+  });
+});
