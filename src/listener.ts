@@ -68,21 +68,22 @@ export class ListenerRuntime {
   constructor(
     public config: ListenerConfig,
     public handler: ConnectionHandler,
-    readonly stats: ListenerStats,
+    public stats: ListenerStats,
     private readonly log: Logger,
   ) {
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (sock) => this.onConnection(sock));
     if (config.maxConnections > 0) this.server.maxConnections = config.maxConnections;
-    this.server.on('drop', () => stats.countError('PW_ERR_OVERFLOW'));
+    this.server.on('drop', () => this.stats.countError('PW_ERR_OVERFLOW'));
   }
 
   private onConnection(sock: Socket): void {
+    const stats = this.stats;
     this.connections.add(sock);
-    this.stats.cxTotal.inc();
-    this.stats.cxActive++;
+    stats.cxTotal.inc();
+    stats.cxActive++;
     sock.once('close', () => {
       this.connections.delete(sock);
-      this.stats.cxActive--;
+      stats.cxActive--;
     });
     try {
       this.handler.handle(sock);
@@ -112,9 +113,10 @@ export class ListenerRuntime {
     return a && typeof a === 'object' ? a.port : this.config.port;
   }
 
-  update(config: ListenerConfig, handler: ConnectionHandler): void {
+  update(config: ListenerConfig, handler: ConnectionHandler, stats: ListenerStats): void {
     this.config = config;
     this.handler = handler;
+    this.stats = stats;
     this.server.maxConnections = config.maxConnections > 0 ? config.maxConnections : Infinity;
   }
 

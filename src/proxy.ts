@@ -133,11 +133,20 @@ export class Proxy {
     const { next: clusterMap, fresh } = await this.clusters.prepare(next.clusters);
     const built: BuiltListener[] = [];
     const bound: ListenerRuntime[] = [];
+    // A listener renamed without moving keeps its socket: match it by address.
+    const nextNames = new Set(next.listeners.map((l) => l.name));
+    const orphans = [...this.listeners.values()].filter((rt) => !nextNames.has(rt.config.name) && rt.config.port !== 0);
+    const inherit = new Map<string, ListenerRuntime>();
+    for (const lc of next.listeners) {
+      const o = this.listeners.has(lc.name) ? undefined : orphans.find((rt) => sameAddress(rt.config, lc) && ![...inherit.values()].includes(rt));
+      if (o) inherit.set(lc.name, o);
+    }
+    const current = (name: string) => this.listeners.get(name) ?? inherit.get(name);
     try {
       for (const lc of next.listeners) built.push(this.buildListener(lc, clusterMap));
       // Bind what is new (or moved to another address) before touching anything that runs.
       for (const b of built) {
-        const cur = this.listeners.get(b.config.name);
+        const cur = current(b.config.name);
         if (cur && sameAddress(cur.config, b.config)) continue;
         const rt = new ListenerRuntime(b.config, b.handler, this.statsFor(b.config.name), this.log.child({ listener: b.config.name }));
         await rt.listen();
@@ -154,25 +163,25 @@ export class Proxy {
     const retiredHandlers: ConnectionHandler[] = [];
     const removed: ListenerRuntime[] = [];
     const boundByName = new Map(bound.map((rt) => [rt.config.name, rt]));
+    const kept = new Map<string, ListenerRuntime>();
     for (const b of built) {
-      const cur = this.listeners.get(b.config.name);
+      const cur = current(b.config.name);
       const fresh = boundByName.get(b.config.name);
       if (fresh) {
         if (cur) removed.push(cur);
-        this.listeners.set(b.config.name, fresh);
+        kept.set(b.config.name, fresh);
       } else if (cur) {
         retiredHandlers.push(cur.handler);
-        cur.update(b.config, b.handler);
+        cur.update(b.config, b.handler, this.statsFor(b.config.name));
+        kept.set(b.config.name, cur);
       }
       this.handlers.add(b.handler);
     }
-    const names = new Set(next.listeners.map((l) => l.name));
-    for (const [name, rt] of this.listeners) {
-      if (!names.has(name)) {
-        removed.push(rt);
-        this.listeners.delete(name);
-      }
+    for (const rt of this.listeners.values()) {
+      if (![...kept.values()].includes(rt) && !removed.includes(rt)) removed.push(rt);
     }
+    this.listeners.clear();
+    for (const [name, rt] of kept) this.listeners.set(name, rt);
     const goneClusters = this.clusters.commit(clusterMap);
     this.config = next;
     this.generation++;

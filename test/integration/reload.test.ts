@@ -169,3 +169,25 @@ describe('config reload', () => {
     }
   });
 });
+
+describe('config reload: renaming', () => {
+  test('a listener renamed at the same address keeps its socket and its open connections', async () => {
+    const echo = await echoServer();
+    const port = await freePort();
+    const cl = `  - { name: e, endpoints: ["${echo.address}"] }`;
+    const pw = await startPortway(config('127.0.0.1:0', `  - { name: old-name, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: e }] }`, cl));
+    try {
+      const open = await dial(port);
+      const r = await http('POST', `${pw.admin}/reload`, config('127.0.0.1:0', `  - { name: new-name, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: e }] }`, cl));
+      assert.equal(r.status, 200, r.body);
+      assert.equal(pw.port('new-name'), port);
+      assert.equal((await roundTrip(port, 'renamed')).toString(), 'renamed');
+      open.write('open');
+      assert.equal((await new Promise<Buffer>((res) => open.once('data', res))).toString(), 'open');
+      open.destroy();
+    } finally {
+      await pw.stop();
+      await echo.close();
+    }
+  });
+});

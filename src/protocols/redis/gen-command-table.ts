@@ -232,9 +232,6 @@ async function main(): Promise<void> {
   }
   try {
     const client = new MiniClient(await connectWithRetry(host, port, Date.now() + 10_000));
-    await client.call('HELLO', '3');
-    const info = record(await client.call('INFO', 'server'));
-    void info;
     const version = text(need(record(await client.call('HELLO', '3')), 'version'));
     const docsOf = new Map<string, Docs>();
     for (const [k, v] of record(await client.call('COMMAND', 'DOCS'))) docsOf.set(k.toUpperCase(), docs(v));
