@@ -49,6 +49,8 @@ const MODE_UPLOAD = 0x55; // 'U'
 const MODE_DOWNLOAD = 0x44; // 'D'
 const MODE_ECHO = 0x45; // 'E'
 const MiB = 1024 * 1024;
+/** Machine CPU% beyond our own processes' above which a phase is flagged as disturbed; a quiet run stays under ~10. */
+const OTHER_LOAD_WARN_PCT = 30;
 
 // ---------------------------------------------------------------- upstream
 
@@ -554,7 +556,7 @@ export interface TcpBenchResult {
 
 const HELP = `node dist/bench/tcp.js [options]   (or: npm run bench)
 
-  --quick               short phases (about 25 s in all instead of about 90 s)
+  --quick               short phases (about 25 s in all instead of about 75 s)
   --bulk-seconds N      length of each bulk phase (default 3; env BENCH_BULK_SECONDS)
   --rate-seconds N      length of each new-connection phase (default 5; env BENCH_RATE_SECONDS)
   --streams N           parallel bulk connections (default 4)
@@ -738,6 +740,21 @@ export function report(r: TcpBenchResult): string {
   }
   if (cpuRows.length) {
     lines.push('', table([`CPU % (100 = one core): generator / upstream / proxy / machine (of ${cores * 100})`, ...cols.map(label)], cpuRows));
+  }
+
+  // Nearly all loopback TCP work is charged to our processes, so a large remainder is someone else's load.
+  const disturbed: string[] = [];
+  for (const [name, get] of cpuMetrics) {
+    for (const c of cols) {
+      const m = get(r.paths[c]!);
+      if (!m) continue;
+      const ours = m.cpu.generator + m.cpu.upstream + (Number.isFinite(m.cpu.proxy) ? m.cpu.proxy : 0);
+      const other = m.cpu.machine - ours;
+      if (other > OTHER_LOAD_WARN_PCT) disturbed.push(`${label(c)} ${name} (+${Math.round(other)} %)`);
+    }
+  }
+  if (disturbed.length) {
+    lines.push(`CPU used outside the benchmark's processes (other load on the machine?) during: ${disturbed.join(', ')}; treat those figures with care.`);
   }
 
   if (pw && h1) {

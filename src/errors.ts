@@ -27,6 +27,8 @@ export const ErrorCode = {
   FaultAbort: 'PW_ERR_FAULT_ABORT',
   /** The client sent bytes the protocol codec cannot accept. */
   Protocol: 'PW_ERR_PROTOCOL',
+  /** The client went away (reset, broken pipe, closed early): an ordinary abort. */
+  DownstreamClosed: 'PW_ERR_DOWNSTREAM_CLOSED',
   /** The connection was idle for longer than idle_timeout. */
   IdleTimeout: 'PW_ERR_IDLE_TIMEOUT',
   /** The request was refused by an access policy. */

@@ -72,12 +72,25 @@ export class ListenerRuntime {
     private readonly log: Logger,
   ) {
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (sock) => this.onConnection(sock));
-    if (config.maxConnections > 0) this.server.maxConnections = config.maxConnections;
-    this.server.on('drop', () => this.stats.countError('PW_ERR_OVERFLOW'));
   }
 
-  private onConnection(sock: Socket): void {
+  private onConnection(accepted: Socket): void {
     const stats = this.stats;
+    const max = this.config.maxConnections;
+    if (max > 0 && this.connections.size >= max) {
+      stats.countError('PW_ERR_OVERFLOW');
+      accepted.destroy();
+      return;
+    }
+    let sock: Socket;
+    try {
+      // A handler may replace the socket object (the TCP pump re-wraps it to read into its own buffers).
+      sock = this.handler.handle(accepted) ?? accepted;
+    } catch (err) {
+      this.log.error({ err }, 'connection handler threw');
+      accepted.destroy();
+      return;
+    }
     this.connections.add(sock);
     stats.cxTotal.inc();
     stats.cxActive++;
@@ -85,12 +98,6 @@ export class ListenerRuntime {
       this.connections.delete(sock);
       stats.cxActive--;
     });
-    try {
-      this.handler.handle(sock);
-    } catch (err) {
-      this.log.error({ err }, 'connection handler threw');
-      sock.destroy();
-    }
   }
 
   listen(): Promise<void> {
@@ -117,7 +124,6 @@ export class ListenerRuntime {
     this.config = config;
     this.handler = handler;
     this.stats = stats;
-    this.server.maxConnections = config.maxConnections > 0 ? config.maxConnections : Infinity;
   }
 
   /** Stops accepting; open connections are left alone. */

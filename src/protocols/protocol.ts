@@ -22,7 +22,8 @@ export interface ProtocolBuildContext {
  * A reload builds a new handler; connections keep the handler they started with.
  */
 export interface ConnectionHandler {
-  handle(socket: Socket): void;
+  /** Serves an accepted connection. May return a replacement Socket for the same connection, which the listener then tracks. */
+  handle(socket: Socket): Socket | void;
   /** The generation was replaced: stop background work. Open connections finish on their own. */
   retire?(): void;
 }

@@ -1,12 +1,12 @@
-import { connect, type Socket } from 'node:net';
+import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { ErrorCode, ProxyError } from '../errors';
 import type { Cluster } from './cluster';
 import type { Endpoint } from './endpoint';
 
-/** Opens one TCP connection to an endpoint, failing with a ProxyError after timeoutMs. */
-export function connectEndpoint(ep: Endpoint, timeoutMs: number): Promise<Socket> {
+/** Opens one TCP connection to an endpoint, failing with a ProxyError after timeoutMs. `onread` makes it read into caller-owned buffers. */
+export function connectEndpoint(ep: Endpoint, timeoutMs: number, onread?: OnReadOpts): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const sock = connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true });
+    const sock = connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true, ...(onread ? { onread } : {}) });
     let timer: NodeJS.Timeout | null = null;
     const fail = (err: ProxyError) => {
       if (timer) clearTimeout(timer);
@@ -45,7 +45,7 @@ export interface UpstreamConnection {
  * to max_connect_attempts. Enforces the cluster's connection limit.
  * `deadline` (performance.now() clock, 0 = none) caps the total time spent.
  */
-export async function connectCluster(cluster: Cluster, deadline = 0): Promise<UpstreamConnection> {
+export async function connectCluster(cluster: Cluster, deadline = 0, onread?: OnReadOpts): Promise<UpstreamConnection> {
   const cfg = cluster.config;
   const tried = new Set<Endpoint>();
   let lastErr: ProxyError | null = null;
@@ -67,7 +67,7 @@ export async function connectCluster(cluster: Cluster, deadline = 0): Promise<Up
     cluster.cxActive++;
     ep.cxActive++;
     try {
-      const socket = await connectEndpoint(ep, timeout);
+      const socket = await connectEndpoint(ep, timeout, onread);
       ep.cxTotal.inc();
       cluster.reportConnectSuccess(ep);
       let released = false;

@@ -110,18 +110,26 @@ clusters:
 `);
     try {
       const s = await dial(p.port('bp'));
+      s.on('error', () => {});
       const chunk = Buffer.alloc(1024 * 1024);
+      const limit = 256 * 1024 * 1024;
       let written = 0;
-      // Write until the socket says stop, bounded at 256 MiB. Without backpressure the
-      // proxy would keep draining the client into its own memory and write() would not stop.
-      while (written < 256 * 1024 * 1024) {
+      let blocked = false;
+      // Write, waiting for 'drain' whenever asked. Kernel buffers absorb a few MiB; after that a
+      // proxy with backpressure stops reading and 'drain' never comes. A proxy without it would
+      // keep pulling the client's bytes into its own memory all the way to the limit.
+      while (written < limit) {
         written += chunk.length;
-        if (!s.write(chunk)) break;
-        await new Promise((r) => setImmediate(r));
+        if (!s.write(chunk)) {
+          const drained = await Promise.race([new Promise<boolean>((r) => s.once('drain', () => r(true))), new Promise<boolean>((r) => setTimeout(() => r(false), 500))]);
+          if (!drained) {
+            blocked = true;
+            break;
+          }
+        }
       }
-      await new Promise((r) => setTimeout(r, 200));
-      assert.ok(s.writableNeedDrain, 'client writes stay blocked while the upstream reads nothing');
-      assert.ok(written < 256 * 1024 * 1024, `backpressure reached the client after ${written} bytes`);
+      assert.ok(blocked, 'client writes stay blocked while the upstream reads nothing');
+      assert.ok(written < 64 * 1024 * 1024, `backpressure reached the client after ${written} bytes`);
       // Now let the upstream read: everything flows.
       const got = new Promise<number>((resolve) => {
         let n = 0;
@@ -291,6 +299,59 @@ clusters:
       assert.equal(metric(m, 'portway_downstream_errors_total', 'code="PW_ERR_OVERFLOW",listener="lim"'), 1);
     } finally {
       await p.stop();
+    }
+  });
+
+  test('listener max_connections: connections over the limit are closed and counted', async () => {
+    const p = await startPortway(`
+listeners:
+  - { name: mx, address: 127.0.0.1:0, protocol: tcp, max_connections: 2, routes: [{ cluster: e }] }
+clusters:
+  - { name: e, endpoints: ["${echo.address}"] }
+`);
+    try {
+      const a = await dial(p.port('mx'));
+      const b = await dial(p.port('mx'));
+      a.write('a');
+      b.write('b');
+      await Promise.all([new Promise((r) => a.once('data', r)), new Promise((r) => b.once('data', r))]);
+      const third = await untilClosed(await dial(p.port('mx')));
+      assert.equal(third.data.length, 0);
+      a.destroy();
+      b.destroy();
+      const m = (await http('GET', `${p.admin}/metrics`)).body;
+      assert.equal(metric(m, 'portway_downstream_errors_total', 'code="PW_ERR_OVERFLOW",listener="mx"'), 1);
+      await waitFor(async () => metric((await http('GET', `${p.admin}/metrics`)).body, 'portway_downstream_cx_active', 'listener="mx"') === 0, 3000, 'slots freed');
+      assert.equal((await roundTrip(p.port('mx'), 'again')).toString(), 'again');
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('a client that resets mid-transfer is an ordinary abort: the upstream is closed, nothing counted as internal', async () => {
+    const upstreamClosed: Promise<void>[] = [];
+    const sink = await tcpServer((s) => {
+      upstreamClosed.push(new Promise((r) => s.on('close', () => r())));
+      s.resume();
+    });
+    const p = await startPortway(`
+listeners:
+  - { name: rst, address: 127.0.0.1:0, protocol: tcp, routes: [{ cluster: s }] }
+clusters:
+  - { name: s, endpoints: ["${sink.address}"] }
+`);
+    try {
+      const c = await dial(p.port('rst'));
+      c.write(Buffer.alloc(1 << 20));
+      await waitFor(() => upstreamClosed.length === 1, 3000, 'upstream connection');
+      c.resetAndDestroy();
+      await upstreamClosed[0];
+      const m = (await http('GET', `${p.admin}/metrics`)).body;
+      assert.equal(metric(m, 'portway_downstream_errors_total', 'code="PW_ERR_INTERNAL",listener="rst"'), 0);
+      assert.equal(metric(m, 'portway_downstream_errors_total', 'code="PW_ERR_DOWNSTREAM_CLOSED",listener="rst"'), 1);
+    } finally {
+      await p.stop();
+      await sink.close();
     }
   });
 

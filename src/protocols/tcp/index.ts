@@ -1,8 +1,8 @@
 /**
  * L4 TCP proxy: each client connection is routed once (client address,
  * destination), connected to an endpoint picked by the cluster's balancer
- * (connect timeout, failover to another endpoint), then bytes are piped both
- * ways with backpressure and half-close preserved.
+ * (connect timeout, failover to another endpoint), then bytes move both ways
+ * through two Pumps (reused read buffers, backpressure, half-close kept).
  */
 import type { Socket } from 'node:net';
 import { Type } from '@sinclair/typebox';
@@ -11,8 +11,17 @@ import { ErrorCode, ProxyError, toProxyError } from '../../errors';
 import type { Invoke, Verdict } from '../../filter';
 import { connectCluster, type UpstreamConnection } from '../../routing/connect';
 import type { ConnectionHandler, ProtocolBuildContext, ProtocolModule } from '../protocol';
+import { Pump, adoptWithUserBuffer } from './pump';
 
 const TcpOptions = Type.Object({}, { additionalProperties: false, description: 'The tcp protocol has no options yet.' });
+
+/** One client connection: the exchange plus the two directions. */
+class TcpExchange extends Exchange {
+  /** client -> upstream; reads the client socket. */
+  readonly up = new Pump();
+  /** upstream -> client; reads the upstream socket (handed to connect). */
+  readonly down = new Pump();
+}
 
 class TcpHandler implements ConnectionHandler {
   private readonly invoke: Invoke<UpstreamConnection>;
@@ -20,15 +29,22 @@ class TcpHandler implements ConnectionHandler {
   constructor(private readonly ctx: ProtocolBuildContext) {
     this.invoke = ctx.chain.compose<UpstreamConnection>((ex) => {
       if (ex.cluster === null) return Promise.reject(new ProxyError(ErrorCode.NoRoute, 'no cluster chosen', { source: 'internal' }));
-      return connectCluster(ex.cluster, ex.deadline);
+      return connectCluster(ex.cluster, ex.deadline, (ex as TcpExchange).down.onread);
     });
   }
 
-  handle(client: Socket): void {
+  handle(accepted: Socket): Socket {
     const { listener, chain } = this.ctx;
-    client.setNoDelay(true);
-    const ex = new Exchange(listener.name, 'tcp', client.remoteAddress ?? '', client.remotePort ?? 0);
-    ex.attrs['destination'] = `${client.localAddress}:${client.localPort}`;
+    const ex = new TcpExchange(listener.name, 'tcp', accepted.remoteAddress ?? '', accepted.remotePort ?? 0);
+    ex.attrs['destination'] = `${accepted.localAddress}:${accepted.localPort}`;
+    const client = adoptWithUserBuffer(accepted, ex.up.onread);
+    if (client === null) {
+      // The pump needs the socket's handle; without it nothing can be served safely.
+      this.fail(accepted, ex, new ProxyError(ErrorCode.Internal, 'accepted socket has no usable handle'));
+      return accepted;
+    }
+    ex.up.src = client;
+    ex.down.dst = client;
     // Errors before the upstream exists (a reset while connecting) must not crash the process.
     const earlyError = () => client.destroy();
     client.on('error', earlyError);
@@ -37,7 +53,7 @@ class TcpHandler implements ConnectionHandler {
       verdict = chain.runRequest(ex);
     } catch (err) {
       this.fail(client, ex, toProxyError(err));
-      return;
+      return client;
     }
     if (verdict instanceof Promise) {
       verdict.then(
@@ -45,9 +61,10 @@ class TcpHandler implements ConnectionHandler {
         (err) => this.fail(client, ex, toProxyError(err)),
       );
     } else this.route(client, ex, verdict, earlyError);
+    return client;
   }
 
-  private route(client: Socket, ex: Exchange, verdict: Verdict, earlyError: () => void): void {
+  private route(client: Socket, ex: TcpExchange, verdict: Verdict, earlyError: () => void): void {
     if (verdict !== undefined) {
       this.fail(client, ex, verdict.error);
       return;
@@ -71,7 +88,7 @@ class TcpHandler implements ConnectionHandler {
     this.ctx.chain.complete(ex);
   }
 
-  private splice(client: Socket, conn: UpstreamConnection, ex: Exchange): void {
+  private splice(client: Socket, conn: UpstreamConnection, ex: TcpExchange): void {
     const up = conn.socket;
     const { stats, listener } = this.ctx;
     ex.endpoint = conn.endpoint;
@@ -80,10 +97,12 @@ class TcpHandler implements ConnectionHandler {
       // The client left while we were connecting: its close already happened.
       up.destroy();
       conn.release();
-      this.fail(client, ex, new ProxyError(ErrorCode.UpstreamReset, 'client closed before the upstream connected', { source: 'downstream' }));
+      this.fail(client, ex, new ProxyError(ErrorCode.DownstreamClosed, 'client closed before the upstream connected', { source: 'downstream' }));
       return;
     }
     conn.endpoint.rqActive++;
+    ex.up.dst = up;
+    ex.down.src = up;
     let open = 2;
     let failed = false;
     const onClose = () => {
@@ -94,23 +113,28 @@ class TcpHandler implements ConnectionHandler {
       ex.info['bytes_out'] = client.bytesWritten;
       stats.bytesIn.inc(client.bytesRead);
       stats.bytesOut.inc(client.bytesWritten);
-      if (failed) conn.endpoint.rqError.inc();
+      if (failed && ex.error?.source === 'upstream') conn.endpoint.rqError.inc();
       this.ctx.chain.complete(ex);
     };
-    const onError = (side: 'downstream' | 'upstream') => (err: NodeJS.ErrnoException) => {
+    const fail = (err: ProxyError) => {
       if (!failed) {
         failed = true;
-        ex.error = new ProxyError(side === 'upstream' ? ErrorCode.UpstreamReset : ErrorCode.Internal, `${side} connection error: ${err.code ?? err.message}`, {
-          source: side,
-          cause: err,
-        });
-        stats.countError(ex.error.code);
+        ex.error = err;
+        stats.countError(err.code);
       }
       client.destroy();
       up.destroy();
     };
-    client.on('error', onError('downstream'));
-    up.on('error', onError('upstream'));
+    client.on('error', (err: NodeJS.ErrnoException) => {
+      // A client that resets or goes away is an ordinary abort, not a proxy fault.
+      fail(new ProxyError(ErrorCode.DownstreamClosed, `client connection error: ${err.code ?? err.message}`, { source: 'downstream', cause: err }));
+    });
+    up.on('error', (err: NodeJS.ErrnoException) => {
+      fail(new ProxyError(ErrorCode.UpstreamReset, `upstream connection error: ${err.code ?? err.message}`, { source: 'upstream', cause: err }));
+    });
+    // Half-close: a FIN from one side becomes a FIN to the other; the reverse direction stays open.
+    client.on('end', () => up.end());
+    up.on('end', () => client.end());
     client.once('close', (hadError) => {
       if (hadError) up.destroy();
       onClose();
@@ -120,22 +144,14 @@ class TcpHandler implements ConnectionHandler {
       onClose();
     });
     if (listener.idleTimeoutMs > 0) {
-      const onIdle = () => {
-        if (!failed) {
-          failed = true;
-          ex.error = new ProxyError(ErrorCode.IdleTimeout, `idle for ${listener.idleTimeoutMs} ms`, { source: 'downstream' });
-          stats.countError(ex.error.code);
-        }
-        client.destroy();
-        up.destroy();
-      };
+      const onIdle = () => fail(new ProxyError(ErrorCode.IdleTimeout, `idle for ${listener.idleTimeoutMs} ms`, { source: 'downstream' }));
       // Socket timeouts restart on reads and writes alike, so each side's timer sees traffic in both directions.
       client.setTimeout(listener.idleTimeoutMs, onIdle);
       up.setTimeout(listener.idleTimeoutMs, onIdle);
     }
-    // pipe() gives backpressure both ways and propagates a FIN as end() (half-close), since both sockets allow half-open.
-    client.pipe(up);
-    up.pipe(client);
+    // The upstream side already reads (it was connected with the pump's buffer); start the client side.
+    client.resume();
+    up.resume();
   }
 }
 
