@@ -355,6 +355,28 @@ clusters:
     }
   });
 
+  test('routes can match the destination the client connected to', async () => {
+    const other = await tcpServer((s) => s.end('other'));
+    const p = await startPortway(`
+listeners:
+  - name: dst
+    address: 127.0.0.1:0
+    protocol: tcp
+    routes:
+      - { match: { attributes: { destination: { prefix: "127.0.0.1:", invert: true } } }, cluster: other }
+      - { match: { attributes: { destination: { regex: "^127\\\\.0\\\\.0\\\\.1:[0-9]+$" } } }, cluster: echo }
+clusters:
+  - { name: echo, endpoints: ["${echo.address}"] }
+  - { name: other, endpoints: ["${other.address}"] }
+`);
+    try {
+      assert.equal((await roundTrip(p.port('dst'), 'mine')).toString(), 'mine');
+    } finally {
+      await p.stop();
+      await other.close();
+    }
+  });
+
   test('weighted routes and balancers spread connections over real endpoints', async () => {
     const counts = new Map<string, number>();
     const servers = await Promise.all(

@@ -26,7 +26,10 @@ class TcpExchange extends Exchange {
 class TcpHandler implements ConnectionHandler {
   private readonly invoke: Invoke<UpstreamConnection>;
 
+  private readonly needsDestination: boolean;
+
   constructor(private readonly ctx: ProtocolBuildContext) {
+    this.needsDestination = ctx.listener.routes.some((r) => 'destination' in r.attributes);
     this.invoke = ctx.chain.compose<UpstreamConnection>((ex) => {
       if (ex.cluster === null) return Promise.reject(new ProxyError(ErrorCode.NoRoute, 'no cluster chosen', { source: 'internal' }));
       return connectCluster(ex.cluster, ex.deadline, (ex as TcpExchange).down.onread);
@@ -36,7 +39,8 @@ class TcpHandler implements ConnectionHandler {
   handle(accepted: Socket): Socket {
     const { listener, chain } = this.ctx;
     const ex = new TcpExchange(listener.name, 'tcp', accepted.remoteAddress ?? '', accepted.remotePort ?? 0);
-    ex.attrs['destination'] = `${accepted.localAddress}:${accepted.localPort}`;
+    // getsockname is a syscall: only when a route looks at the destination.
+    if (this.needsDestination) ex.attrs['destination'] = `${accepted.localAddress}:${accepted.localPort}`;
     const client = adoptWithUserBuffer(accepted, ex.up.onread);
     if (client === null) {
       // The pump needs the socket's handle; without it nothing can be served safely.
