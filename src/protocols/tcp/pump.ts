@@ -61,6 +61,6 @@ export function adoptWithUserBuffer(sock: Socket, onread: OnReadOpts): Socket | 
   internal._handle = null;
   sock.destroy();
   const adopted = new Socket({ handle, allowHalfOpen: true, pauseOnCreate: true, onread } as unknown as ConstructorParameters<typeof Socket>[0]);
-  adopted.setNoDelay(true);
+  // TCP_NODELAY is a property of the OS socket: the listener already set it at accept.
   return adopted;
 }
