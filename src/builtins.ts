@@ -8,6 +8,7 @@ import { tcpProtocol } from './protocols/tcp';
 import { accessLogFilter } from '../filters/access_log';
 import { routerFilter } from '../filters/router';
 import type { Registries } from './config/validate';
+import { DiscoveryRegistry } from './routing/discovery/source';
 
 export function builtinFilters(): FilterRegistry {
   return new FilterRegistry().register(accessLogFilter).register(routerFilter);
@@ -17,9 +18,14 @@ export function builtinProtocols(): ProtocolRegistry {
   return new ProtocolRegistry().register(tcpProtocol);
 }
 
+export function builtinDiscovery(): DiscoveryRegistry {
+  return new DiscoveryRegistry();
+}
+
 export interface Builtins {
   filters: FilterRegistry;
   protocols: ProtocolRegistry;
+  discovery: DiscoveryRegistry;
   /** The view the config validator takes. */
   registries: Registries;
 }
@@ -27,5 +33,6 @@ export interface Builtins {
 export function builtins(): Builtins {
   const filters = builtinFilters();
   const protocols = builtinProtocols();
-  return { filters, protocols, registries: { filters: filters.specs(), protocols: protocols.specs() } };
+  const discovery = builtinDiscovery();
+  return { filters, protocols, discovery, registries: { filters: filters.specs(), protocols: protocols.specs(), discovery: discovery.specs() } };
 }

@@ -110,7 +110,16 @@ export const EndpointSchema = Type.Unsafe<string | { address: string; weight?: n
 export const ClusterSchema = Type.Object(
   {
     name: Name('Unique cluster name.'),
-    endpoints: Type.Array(EndpointSchema, { description: 'The upstream endpoints.' }),
+    endpoints: Type.Optional(Type.Array(EndpointSchema, { description: 'Static upstream endpoints. Give endpoints or discovery.' })),
+    discovery: Type.Optional(
+      Type.Object(
+        {
+          type: Type.String({ description: 'The discovery source (dns_srv, file, zookeeper, etcd ...). The other keys are its own config.' }),
+          initial_timeout: Type.Optional(Duration('How long startup and reload wait for the first answer before going on with no endpoints.', '5s')),
+        },
+        { additionalProperties: true, description: 'Where endpoints come from when they are not static. Give endpoints or discovery.' },
+      ),
+    ),
     lb: Type.Optional(
       Type.Union([Type.Literal('round_robin'), Type.Literal('random'), Type.Literal('least_request'), Type.Literal('weighted')], {
         description: 'Load balancer: round_robin, random, least_request (power of two choices), weighted (smooth weighted round robin).',

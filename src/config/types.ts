@@ -44,17 +44,29 @@ export interface ListenerConfig {
 }
 
 export interface EndpointConfig {
+  /** As written (host:port); host may be a name to resolve. */
   address: string;
   host: string;
   port: number;
   weight: number;
+  /** Labels a discovery source attached (version, zone, protocol ...). */
+  metadata?: Record<string, string>;
+}
+
+export interface DiscoveryConfig {
+  type: string;
+  initialTimeoutMs: number;
+  /** The source's own keys (everything but type and initial_timeout). */
+  config: Record<string, unknown>;
 }
 
 export type LbPolicy = 'round_robin' | 'random' | 'least_request' | 'weighted';
 
 export interface ClusterConfig {
   name: string;
+  /** Static endpoints; empty when discovery is set. */
   endpoints: EndpointConfig[];
+  discovery: DiscoveryConfig | null;
   lb: LbPolicy;
   connectTimeoutMs: number;
   maxConnectAttempts: number;

@@ -34,9 +34,17 @@ export interface ProtocolSpec {
   check?(options: Record<string, unknown>, ctx: { listener: RawListener; clusters: ReadonlySet<string> }): ConfigIssue[];
 }
 
+/** What validation needs to know about a discovery source type. */
+export interface DiscoverySpec {
+  type: string;
+  schema: TSchema;
+  check?(config: Record<string, unknown>): ConfigIssue[];
+}
+
 export interface Registries {
   filters: ReadonlyMap<string, FilterSpec>;
   protocols: ReadonlyMap<string, ProtocolSpec>;
+  discovery: ReadonlyMap<string, DiscoverySpec>;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, useDefaults: true });
@@ -181,8 +189,25 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
     const p = `clusters[${i}]`;
     if (clusterNames.has(c.name)) issues.push({ path: `${p}.name`, message: `duplicate cluster name '${c.name}'` });
     clusterNames.add(c.name);
-    if (c.endpoints.length === 0) issues.push({ path: `${p}.endpoints`, message: 'a cluster needs at least one endpoint' });
-    c.endpoints.forEach((e, j) => {
+    if (c.discovery !== undefined && c.endpoints !== undefined) {
+      issues.push({ path: p, message: 'give endpoints or discovery, not both' });
+    } else if (c.discovery === undefined && (c.endpoints === undefined || c.endpoints.length === 0)) {
+      issues.push({ path: `${p}.endpoints`, message: 'a cluster needs at least one endpoint (or a discovery source)' });
+    }
+    if (c.discovery !== undefined) {
+      const dp = `${p}.discovery`;
+      const spec = reg.discovery.get(c.discovery.type);
+      if (!spec) {
+        issues.push({ path: `${dp}.type`, message: `unknown discovery type '${c.discovery.type}' (known: ${[...reg.discovery.keys()].join(', ') || 'none'})` });
+      } else {
+        const { type: _t, initial_timeout: _i, ...own } = c.discovery as Record<string, unknown>;
+        const dIssues = validateAgainst(spec.schema, own, dp);
+        issues.push(...dIssues);
+        if (!dIssues.length && spec.check) for (const iss of spec.check(own)) issues.push({ path: join(dp, iss.path), message: iss.message });
+        Object.assign(c.discovery, own);
+      }
+    }
+    (c.endpoints ?? []).forEach((e, j) => {
       const addr = typeof e === 'string' ? e : e.address;
       const hp = parseHostPort(addr);
       if (typeof hp === 'string') issues.push({ path: `${p}.endpoints[${j}]${typeof e === 'string' ? '' : '.address'}`, message: hp });
@@ -312,7 +337,13 @@ function normalizeListener(l: RawListener): ListenerConfig {
 function normalizeCluster(c: RawCluster): ClusterConfig {
   return {
     name: c.name,
-    endpoints: c.endpoints.map((e) => {
+    discovery: c.discovery
+      ? (() => {
+          const { type, initial_timeout, ...config } = c.discovery as Record<string, unknown> & { type: string; initial_timeout?: string | number };
+          return { type, initialTimeoutMs: parseDuration(initial_timeout ?? '5s'), config };
+        })()
+      : null,
+    endpoints: (c.endpoints ?? []).map((e) => {
       const address = typeof e === 'string' ? e : e.address;
       const hp = parseHostPort(address) as { host: string; port: number };
       return { address, host: hp.host, port: hp.port, weight: typeof e === 'string' ? 1 : (e.weight ?? 1) };

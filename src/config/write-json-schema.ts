@@ -32,6 +32,20 @@ export function buildJsonSchema(): Record<string, unknown> {
     if: { properties: { protocol: { const: p.name } } },
     then: { properties: { options: JSON.parse(JSON.stringify(p.optionsSchema)) } },
   }));
+  const discovery = root.properties.clusters.items.properties.discovery;
+  discovery.properties.type.enum = [...b.discovery.specs().keys()];
+  discovery.allOf = [...b.discovery.specs().values()].map((d) => {
+    const own = JSON.parse(JSON.stringify(d.schema)) as Record<string, any>;
+    return {
+      if: { properties: { type: { const: d.type } } },
+      then: {
+        description: d.description,
+        properties: { type: true, initial_timeout: true, ...(own.properties ?? {}) },
+        ...(own.required ? { required: own.required } : {}),
+        additionalProperties: false,
+      },
+    };
+  });
   return root;
 }
 

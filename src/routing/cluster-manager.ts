@@ -2,6 +2,7 @@ import type { ClusterConfig } from '../config/types';
 import type { MetricsRegistry } from '../metrics';
 import type { Logger } from '../logger';
 import { Cluster } from './cluster';
+import type { DiscoveryRegistry } from './discovery/source';
 
 /**
  * Owns the clusters across config generations. A reload reuses a cluster
@@ -15,6 +16,7 @@ export class ClusterManager {
   constructor(
     private readonly metrics: MetricsRegistry,
     private readonly log: Logger,
+    private readonly discovery?: DiscoveryRegistry,
   ) {}
 
   get(name: string): Cluster | undefined {
@@ -37,7 +39,7 @@ export class ClusterManager {
       const cur = this.clusters.get(c.name);
       if (cur && cur.config.fingerprint === c.fingerprint) next.set(c.name, cur);
       else {
-        const cl = new Cluster(c, this.metrics, this.log.child({ cluster: c.name }));
+        const cl = new Cluster(c, this.metrics, this.log.child({ cluster: c.name }), this.discovery);
         next.set(c.name, cl);
         fresh.push(cl);
       }

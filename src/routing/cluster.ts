@@ -1,6 +1,8 @@
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import type { ClusterConfig } from '../config/types';
+import type { ClusterConfig, EndpointConfig } from '../config/types';
+import { formatHostPort } from '../util/address';
+import type { DiscoveryRegistry, DiscoverySource } from './discovery/source';
 import type { MetricsRegistry, Counter } from '../metrics';
 import type { Logger } from '../logger';
 import { Endpoint } from './endpoint';
@@ -21,6 +23,11 @@ export class Cluster {
   private readonly lb: LoadBalancer;
   private dnsTimer: NodeJS.Timeout | null = null;
   private closed = false;
+  /** What endpoints come from: the static list, or the discovery source's last report. */
+  private targets: readonly EndpointConfig[];
+  private readonly source: DiscoverySource | null = null;
+  private resolving: Promise<void> | null = null;
+  private resolveAgain = false;
   /** The last DNS problem, shown in /clusters; null when the last resolution worked. */
   dnsError: string | null = null;
   lastResolvedAt = 0;
@@ -28,34 +35,80 @@ export class Cluster {
   cxActive = 0;
   readonly cxOverflow: Counter;
   readonly noHealthy: Counter;
+  /** Resolves once the first endpoint list is known (for discovery: or initial_timeout passed). */
   readonly ready: Promise<void>;
 
   constructor(
     readonly config: ClusterConfig,
     private readonly metrics: MetricsRegistry,
     private readonly log: Logger,
+    discovery?: DiscoveryRegistry,
   ) {
     this.name = config.name;
     this.lb = createBalancer(config.lb);
+    this.targets = config.endpoints;
     const labels = { cluster: this.name };
     this.cxOverflow = metrics.counter('portway_cluster_cx_overflow_total', 'Upstream connections refused by the cluster connection limit.', labels);
     this.noHealthy = metrics.counter('portway_cluster_no_healthy_total', 'Requests that found no usable endpoint.', labels);
     metrics.gauge('portway_cluster_cx_active', 'Upstream connections open.', labels, () => this.cxActive);
     metrics.gauge('portway_cluster_endpoints', 'Endpoints known.', labels, () => this.endpoints.length);
     metrics.gauge('portway_cluster_endpoints_healthy', 'Endpoints not ejected.', labels, () => this.usable().length);
-    this.ready = this.resolve().then(() => this.scheduleRefresh());
+    const dc = config.discovery;
+    if (dc === null) {
+      this.ready = this.resolve().then(() => this.scheduleRefresh());
+      return;
+    }
+    const factory = discovery?.get(dc.type);
+    if (!factory) throw new Error(`cluster '${this.name}': unknown discovery type '${dc.type}'`);
+    this.source = factory.create(dc.config, { cluster: this.name, logger: log.child({ discovery: dc.type }) });
+    let first: () => void = () => {};
+    const firstUpdate = new Promise<void>((r) => (first = r));
+    this.source.start((eps) => {
+      if (this.closed) return;
+      this.targets = eps;
+      void this.resolve().then(() => {
+        first();
+        this.scheduleRefresh();
+      });
+    });
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<void>((r) => {
+      timer = setTimeout(() => {
+        log.warn({ after_ms: dc.initialTimeoutMs, status: this.source?.status() }, 'no answer from discovery yet; going on with no endpoints');
+        r();
+      }, dc.initialTimeoutMs);
+      timer.unref();
+    });
+    this.ready = Promise.race([firstUpdate, timeout]).then(() => clearTimeout(timer));
   }
 
   private needsDns(): boolean {
-    return this.config.endpoints.some((e) => isIP(e.host) === 0);
+    return this.targets.some((e) => isIP(e.host) === 0);
   }
 
-  /** Resolves configured host names; keeps Endpoint objects (and their stats) for addresses that stay. */
-  private async resolve(): Promise<void> {
+  /** Resolves targets to addresses, one run at a time; a change during a run triggers another. */
+  private resolve(): Promise<void> {
+    if (this.resolving) {
+      this.resolveAgain = true;
+      return this.resolving;
+    }
+    this.resolving = this.resolveOnce().finally(() => {
+      this.resolving = null;
+      if (this.resolveAgain && !this.closed) {
+        this.resolveAgain = false;
+        void this.resolve();
+      }
+    });
+    return this.resolving;
+  }
+
+  /** Resolves host names among the targets; keeps Endpoint objects (and their stats) for addresses that stay. */
+  private async resolveOnce(): Promise<void> {
     const old = new Map(this.endpoints.map((e) => [`${e.configured}|${e.address}`, e]));
     const next: Endpoint[] = [];
+    const seen = new Set<string>();
     const errors: string[] = [];
-    for (const ec of this.config.endpoints) {
+    for (const ec of this.targets) {
       let ips: string[];
       if (isIP(ec.host) !== 0) ips = [ec.host];
       else {
@@ -64,16 +117,21 @@ export class Cluster {
         } catch (err) {
           errors.push(`${ec.host}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
           // Keep what this name resolved to before: a DNS outage must not empty the cluster.
-          for (const e of this.endpoints) if (e.configured === ec.address) next.push(e);
+          for (const e of this.endpoints) {
+            if (e.configured === ec.address && !seen.has(`${e.configured}|${e.address}`)) {
+              seen.add(`${e.configured}|${e.address}`);
+              next.push(e);
+            }
+          }
           continue;
         }
       }
       for (const ip of ips) {
-        const probe = new Endpoint(this.name, ip, ec.port, ec.weight, ec.address, this.metrics);
-        const key = `${ec.address}|${probe.address}`;
+        const key = `${ec.address}|${formatHostPort(ip, ec.port)}`;
+        if (seen.has(key)) continue;
+        seen.add(key);
         const keep = old.get(key);
-        if (keep && !next.includes(keep)) next.push(keep);
-        else if (!next.some((e) => e.address === probe.address && e.configured === ec.address)) next.push(probe);
+        next.push(keep && keep.weight === ec.weight ? keep : new Endpoint(this.name, ip, ec.port, ec.weight, ec.address, this.metrics, ec.metadata));
       }
     }
     if (this.closed) return;
@@ -85,7 +143,7 @@ export class Cluster {
       for (const e of this.endpoints) if (!next.includes(e)) this.dropEndpointMetrics(e);
       this.endpoints = Object.freeze(next);
       this.rebuildAvailable(performance.now());
-      if (this.needsDns()) this.log.info({ endpoints: next.map((e) => e.address) }, 'cluster endpoints changed');
+      if (this.needsDns() || this.source) this.log.info({ endpoints: next.map((e) => e.address) }, 'cluster endpoints changed');
     }
   }
 
@@ -98,8 +156,10 @@ export class Cluster {
 
   private scheduleRefresh(): void {
     if (this.closed || !this.needsDns() || this.config.dnsRefreshMs <= 0) return;
+    if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.dnsTimer = setTimeout(() => {
-      this.resolve().finally(() => this.scheduleRefresh());
+      this.dnsTimer = null;
+      void this.resolve().finally(() => this.scheduleRefresh());
     }, this.config.dnsRefreshMs);
     this.dnsTimer.unref();
   }
@@ -154,6 +214,9 @@ export class Cluster {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.dnsTimer = null;
+    if (this.source) {
+      Promise.resolve(this.source.stop()).catch((err: Error) => this.log.warn({ error: err.message }, 'discovery source did not stop cleanly'));
+    }
   }
 
   toJSON(): Record<string, unknown> {
@@ -165,6 +228,7 @@ export class Cluster {
       cx_overflow: this.cxOverflow.value,
       no_healthy: this.noHealthy.value,
       dns: this.needsDns() ? { error: this.dnsError, last_resolved: this.lastResolvedAt ? new Date(this.lastResolvedAt).toISOString() : null } : undefined,
+      discovery: this.source ? this.source.status() : undefined,
       endpoints: this.endpoints.map((e) => e.toJSON(now)),
     };
   }

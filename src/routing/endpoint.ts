@@ -28,6 +28,8 @@ export class Endpoint {
     /** The name written in config (a host name, or the address itself). */
     readonly configured: string,
     metrics: MetricsRegistry,
+    /** Labels from discovery (version, zone ...); empty for static endpoints. */
+    readonly metadata: Readonly<Record<string, string>> = {},
   ) {
     this.address = formatHostPort(host, port);
     const labels = { cluster, endpoint: this.address };
@@ -46,6 +48,7 @@ export class Endpoint {
       address: this.address,
       configured: this.configured,
       weight: this.weight,
+      metadata: Object.keys(this.metadata).length ? this.metadata : undefined,
       health: this.isEjected(now) ? 'ejected' : 'healthy',
       ejected_for_ms: this.isEjected(now) ? Math.round(this.ejectedUntil - now) : 0,
       ejections: this.ejections,

@@ -59,9 +59,11 @@ describe('schema errors', () => {
 
   test('each missing required field is reported at its own path', () => {
     const issues = issuesOf('listeners:\n  - {}\nclusters:\n  - {}\n');
-    for (const p of ['listeners[0].name', 'listeners[0].address', 'listeners[0].protocol', 'clusters[0].name', 'clusters[0].endpoints']) {
+    for (const p of ['listeners[0].name', 'listeners[0].address', 'listeners[0].protocol', 'clusters[0].name']) {
       hasIssue(issues, p, /^is required$/);
     }
+    // A cluster needs endpoints or a discovery source.
+    hasIssue(issues, 'clusters[0].endpoints', /at least one endpoint \(or a discovery source\)/);
   });
 
   test('wrong types name the expected type', () => {

@@ -246,7 +246,7 @@ export function extractKeys(cmd: CommandArgs, out: number[] = [], opts?: Extract
   out.length = 0;
   const info = resolveCommand(cmd);
   if (info === undefined || !info.arityOk(cmd.argc)) return out;
-  if (!info.keysNeedProc && keysFromSpecs(info, cmd, out, opts?.includeNotKeys === true)) return out;
+  if (keysFromSpecs(info, cmd, out, opts?.includeNotKeys === true)) return out;
   out.length = 0;
   if (info.proc !== null) info.proc(cmd, out);
   return out;
@@ -313,7 +313,8 @@ function keysFromSpecs(info: CommandInfo, cmd: CommandArgs, out: number[], inclu
           break;
         }
       }
-      if (first === 0) continue; // keyword absent: this spec has no keys
+      // Keyword absent: this spec has no keys, even when marked incomplete.
+      if (first === 0) continue;
     } else {
       return false;
     }

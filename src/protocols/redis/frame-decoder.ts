@@ -42,6 +42,17 @@ export abstract class FrameDecoder {
 
   /** Continue the current frame at b[p]; see the file comment. */
   protected abstract parse(b: Buffer, p: number, end: number): number;
+  /**
+   * Optional fast path: decode a frame that lies wholly in b from p, using
+   * locals only. Returns its end, or -1 to let parse() do it (incomplete,
+   * unusual or erroneous input); it must not change state on -1.
+   */
+  protected parseWhole(b: Buffer, p: number, end: number): number {
+    void b;
+    void p;
+    void end;
+    return -1;
+  }
   /** A frame is complete: it is buf[start, end). */
   protected abstract emit(buf: Buffer, start: number, end: number): void;
   /** The stalled line passed its limit. */
@@ -71,9 +82,12 @@ export abstract class FrameDecoder {
       if (p < 0) return;
     }
     while (p < end) {
-      this.delta = -p;
-      this.scanRel = 0;
-      const q = this.parse(chunk, p, end);
+      let q = this.parseWhole(chunk, p, end);
+      if (q < 0) {
+        this.delta = -p;
+        this.scanRel = 0;
+        q = this.parse(chunk, p, end);
+      }
       if (q >= 0) {
         this.emit(chunk, p, q);
         if (this.dead) return;
@@ -200,7 +214,7 @@ const EMPTY = Buffer.alloc(0);
 /**
  * string2ll() of redis util.c: optional '-', no '+', no leading zeros or
  * spaces, within int64. Returns NaN where string2ll fails. Magnitudes over
- * 2^53 come back rounded, which no caller needs exactly.
+ * 2^53 come back as the nearest double.
  */
 export function parseRespInteger(b: Buffer, s: number, e: number): number {
   const len = e - s;
@@ -223,7 +237,11 @@ export function parseRespInteger(b: Buffer, s: number, e: number): number {
     if (c < 48 || c > 57) return NaN;
     v = v * 10 + (c - 48);
   }
-  if (digits === 19 && !fitsInt64(b, e - 19, neg)) return NaN;
+  if (digits > 15) {
+    if (digits === 19 && !fitsInt64(b, e - 19, neg)) return NaN;
+    // Summing digits in doubles drifts past 2^53; let the runtime round once.
+    v = Number(b.toString('latin1', e - digits, e));
+  }
   return neg ? -v : v;
 }
 

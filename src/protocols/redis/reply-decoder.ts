@@ -230,6 +230,62 @@ export class RespReplyDecoder extends FrameDecoder {
     }
   }
 
+  /**
+   * Fast path for the usual replies when wholly in b: a simple line, a
+   * bulk string, or a flat array of those. Anything else (nulls, empty
+   * strings, RESP3 types, nesting, errors) is left to parse().
+   */
+  protected override parseWhole(b: Buffer, p: number, end: number): number {
+    const t = b[p];
+    if (t === T.Array) {
+      let i = p + 1;
+      let c = b[i];
+      if (c < 49 || c > 57) return -1;
+      let n = c - 48;
+      for (i++; i < end; i++) {
+        c = b[i];
+        if (c < 48 || c > 57) break;
+        n = n * 10 + (c - 48);
+      }
+      if (c !== CR || i + 1 >= end || b[i + 1] !== LF) return -1;
+      let q = i + 2;
+      for (let k = 0; k < n; k++) {
+        q = this.flatElement(b, q, end);
+        if (q < 0) return -1;
+      }
+      this.frameType = t;
+      return q;
+    }
+    const q = this.flatElement(b, p, end);
+    if (q >= 0) this.frameType = t;
+    return q;
+  }
+
+  /** One "+", "-", ":" line or non-empty "$" string at b[p]; its end or -1. */
+  private flatElement(b: Buffer, p: number, end: number): number {
+    if (p >= end) return -1;
+    const t = b[p];
+    let i = p + 1;
+    if (t === T.BulkString) {
+      let c = b[i];
+      if (c < 49 || c > 57) return -1;
+      let len = c - 48;
+      for (i++; i < end; i++) {
+        c = b[i];
+        if (c < 48 || c > 57) break;
+        len = len * 10 + (c - 48);
+      }
+      const q = i + 2 + len + 2;
+      if (c !== CR || q > end || len > this.maxBulkLength) return -1;
+      if (b[i + 1] !== LF || b[q - 2] !== CR || b[q - 1] !== LF) return -1;
+      return q;
+    }
+    if (t !== T.SimpleString && t !== T.Integer && t !== T.Error) return -1;
+    for (; i < end; i++) if (b[i] === CR) break;
+    if (i + 1 >= end || b[i + 1] !== LF) return -1;
+    return i + 2;
+  }
+
   private open(count: number, attribute: boolean): void {
     const d = this.depth++;
     this.counts[d] = count;

@@ -42,6 +42,8 @@ export const REDIS_QUERY_BUFFER_LIMIT = 1024 * 1024 * 1024;
 /** Before AUTH redis accepts at most 10 arguments of at most 16384 bytes. */
 const UNAUTH_MAX_MULTIBULK = 10;
 const UNAUTH_MAX_BULK = 16384;
+/** parseWhole() takes frames of up to this many arguments. */
+const FAST_MAX_ARGS = 1024;
 
 export interface RequestDecoderOptions {
   /** Largest argument (proto-max-bulk-len). Default 512 MB. */
@@ -221,6 +223,8 @@ export class RespRequestDecoder extends FrameDecoder {
   private bulkLeft = 0;
   private inlineCmd: RespCommand | null = null;
   private stallKind: RespErrorKind = 'too-big-inline-request';
+  /** CR position found by lengthFast(). */
+  private lineCR = 0;
 
   constructor(
     private readonly handler: RequestHandler,
@@ -243,10 +247,14 @@ export class RespRequestDecoder extends FrameDecoder {
           continue;
 
         case ST_COUNT: {
-          const c = this.findCR(b, p, end);
-          if (c < 0) return this.cutLine(p, end, c, 'too-big-mbulk-count-string');
+          let n = this.lengthFast(b, p, end);
+          let c = this.lineCR;
+          if (n < 0) {
+            c = this.findCR(b, p, end);
+            if (c < 0) return this.cutLine(p, end, c, 'too-big-mbulk-count-string');
+            n = parseRespInteger(b, p + 1, c);
+          }
           if (this.strictCrlf && b[c + 1] !== LF) return this.fail('expected-crlf');
-          const n = parseRespInteger(b, p + 1, c);
           if (!(n <= this.maxMultibulkLength)) return this.fail('invalid-multibulk-length');
           if (n > UNAUTH_MAX_MULTIBULK && this.unauthenticated) return this.fail('unauthenticated-multibulk-length');
           this.lineRel = -1;
@@ -268,11 +276,15 @@ export class RespRequestDecoder extends FrameDecoder {
             this.lineRel = -1;
             return NEED;
           }
-          const c = this.findCR(b, p, end);
-          if (c < 0) return this.cutLine(p, end, c, 'too-big-bulk-count-string');
-          if (b[p] !== DOLLAR) return this.failExpectedDollar(b[p]);
+          let n = b[p] === DOLLAR ? this.lengthFast(b, p, end) : -1;
+          let c = this.lineCR;
+          if (n < 0) {
+            c = this.findCR(b, p, end);
+            if (c < 0) return this.cutLine(p, end, c, 'too-big-bulk-count-string');
+            if (b[p] !== DOLLAR) return this.failExpectedDollar(b[p]);
+            n = parseRespInteger(b, p + 1, c);
+          }
           if (this.strictCrlf && b[c + 1] !== LF) return this.fail('expected-crlf');
-          const n = parseRespInteger(b, p + 1, c);
           if (!(n >= 0 && n <= this.maxBulkLength)) return this.fail('invalid-bulk-length');
           if (n > UNAUTH_MAX_BULK && this.unauthenticated) return this.fail('unauthenticated-bulk-length');
           this.lineRel = -1;
@@ -325,6 +337,73 @@ export class RespRequestDecoder extends FrameDecoder {
       }
       throw new Error('unreachable decoder state');
     }
+  }
+
+  /**
+   * A whole multibulk in b[p, end) with plain headers ("*N" / "$N", N
+   * without sign or leading zero, within limits). Anything else, including
+   * "$0", is left to parse(), which accepts the same bytes.
+   */
+  protected override parseWhole(b: Buffer, p: number, end: number): number {
+    if (b[p] !== STAR) return -1;
+    let i = p + 1;
+    let c = b[i];
+    if (c < 49 || c > 57) return -1;
+    let n = c - 48;
+    for (i++; i < end; i++) {
+      c = b[i];
+      if (c < 48 || c > 57) break;
+      n = n * 10 + (c - 48);
+    }
+    if (c !== CR || i + 1 >= end || n > FAST_MAX_ARGS || n > this.maxMultibulkLength) return -1;
+    if (this.strictCrlf && b[i + 1] !== LF) return -1;
+    if (this.unauthenticated && n > UNAUTH_MAX_MULTIBULK) return -1;
+    const offsets = new Array<number>(2 * n);
+    let q = i + 2;
+    const maxLen = this.unauthenticated ? UNAUTH_MAX_BULK : this.maxBulkLength;
+    for (let k = 0; k < n; k++) {
+      if (q + 3 >= end || b[q] !== DOLLAR) return -1;
+      i = q + 1;
+      c = b[i];
+      if (c < 49 || c > 57) return -1;
+      let len = c - 48;
+      for (i++; i < end; i++) {
+        c = b[i];
+        if (c < 48 || c > 57) break;
+        len = len * 10 + (c - 48);
+      }
+      if (c !== CR || len > maxLen) return -1;
+      const s = i + 2;
+      q = s + len + 2;
+      if (q > end) return -1;
+      if (this.strictCrlf && (b[i + 1] !== LF || b[q - 2] !== CR || b[q - 1] !== LF)) return -1;
+      offsets[2 * k] = s - p;
+      offsets[2 * k + 1] = s - p + len;
+    }
+    this.argc = n;
+    this.offsets = offsets;
+    return q;
+  }
+
+  /**
+   * The common header: 1-15 digits without a leading zero, then CR and one
+   * more byte, all in this buffer. Returns the value (CR position in
+   * lineCR), or -1 to take the general path, which gives the same answer.
+   */
+  private lengthFast(b: Buffer, p: number, end: number): number {
+    let i = p + 1;
+    let c = b[i];
+    if (c < 49 || c > 57 || this.lineRel >= 0) return -1;
+    let v = c - 48;
+    const stop = Math.min(end, p + 16);
+    for (i++; i < stop; i++) {
+      c = b[i];
+      if (c < 48 || c > 57) break;
+      v = v * 10 + (c - 48);
+    }
+    if (c !== CR || i + 1 >= end) return -1;
+    this.lineCR = i;
+    return v;
   }
 
   /** First CR at or after p with one more byte after it; LINE_CUT or LINE_STALL otherwise. */

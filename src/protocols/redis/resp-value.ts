@@ -267,12 +267,23 @@ export function doubleText(d: number): string {
 export interface ToResp2Options {
   /** RESP2 form of a top-level RESP3 null. Default 'bulk' ("$-1"). */
   nullAs?: 'bulk' | 'array';
-  /** RESP2 form of nulls inside aggregates. Default 'bulk'. */
+  /** RESP2 form of nulls inside aggregates (GEOPOS uses 'array'). Default 'bulk'. */
   nestedNullAs?: 'bulk' | 'array';
+  /**
+   * A top-level array of [a, b] pairs becomes one flat array, as RESP2 sends
+   * ZRANGE ... WITHSCORES, ZRANDMEMBER/HRANDFIELD WITH... and ZPOPMIN/MAX with a count.
+   */
+  flattenPairs?: boolean;
 }
 
 export function toResp2(v: RespValue, opts: ToResp2Options = {}): RespValue {
-  return downgrade(v, opts.nullAs ?? 'bulk', opts.nestedNullAs ?? 'bulk');
+  const nested = opts.nestedNullAs ?? 'bulk';
+  if (opts.flattenPairs === true && v.type === 'array' && v.value.every((x) => x.type === 'array' && x.value.length === 2)) {
+    const flat: RespValue[] = [];
+    for (const pair of v.value) for (const x of (pair as RespArray).value) flat.push(downgrade(x, nested, nested));
+    return { type: 'array', value: flat };
+  }
+  return downgrade(v, opts.nullAs ?? 'bulk', nested);
 }
 
 function downgrade(v: RespValue, nullAs: 'bulk' | 'array', nested: 'bulk' | 'array'): RespValue {
