@@ -47,18 +47,21 @@ export class ProxyError extends Error {
   /** True when the request may be sent again without side effects (e.g. nothing reached the upstream). */
   readonly retryable: boolean;
   override readonly cause?: unknown;
+  /** For rejections (rate limit, overload): when the client may try again, in ms. Protocols map it (HTTP Retry-After, Kafka throttle_time_ms). */
+  readonly retryAfterMs?: number;
 
-  constructor(code: ErrorCodeValue, message: string, opts: { source?: ErrorSource; retryable?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCodeValue, message: string, opts: { source?: ErrorSource; retryable?: boolean; cause?: unknown; retryAfterMs?: number } = {}) {
     super(message);
     this.name = 'ProxyError';
     this.code = code;
     this.source = opts.source ?? 'internal';
     this.retryable = opts.retryable ?? false;
     if (opts.cause !== undefined) this.cause = opts.cause;
+    if (opts.retryAfterMs !== undefined) this.retryAfterMs = opts.retryAfterMs;
   }
 
   toJSON(): Record<string, unknown> {
-    return { code: this.code, source: this.source, retryable: this.retryable, message: this.message };
+    return { code: this.code, source: this.source, retryable: this.retryable, message: this.message, ...(this.retryAfterMs !== undefined ? { retry_after_ms: this.retryAfterMs } : {}) };
   }
 }
 

@@ -18,6 +18,14 @@ export class Exchange {
   endpoint: Endpoint | null = null;
   /** Absolute deadline on the performance.now() clock; 0 means none. */
   deadline = 0;
+  /**
+   * True when sending the request again cannot change anything the first try
+   * did (a read, or nothing was sent yet). Set by the protocol session; retry
+   * policies only retry such requests.
+   */
+  idempotent = false;
+  /** Upstream attempts made so far (0 before the first). */
+  attempts = 0;
   /** Set when the exchange failed or was answered locally. */
   error: ProxyError | null = null;
   /** Protocol counters shown in the access log (bytes, status ...). */
