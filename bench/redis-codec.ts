@@ -108,7 +108,6 @@ function arraysInput(n: number, elements: number): Buffer {
 
 function decodeRequests(chunks: Buffer[], route: boolean): number {
   let n = 0;
-  const keys: number[] = [];
   const d = new RespRequestDecoder({
     onCommand: route
       ? (cmd: RespCommand) => {
@@ -122,7 +121,6 @@ function decodeRequests(chunks: Buffer[], route: boolean): number {
     },
   });
   for (const c of chunks) d.push(c);
-  void keys;
   return n;
 }
 

@@ -23,8 +23,8 @@ export {
   type RequestDecoderOptions,
   type RequestHandler,
 } from './request-decoder';
-export { RespReplyDecoder, RespType, type ReplyDecoderOptions, type ReplyHandler } from './reply-decoder';
-export { RespProtocolError, type RespErrorKind } from './protocol-error';
+export { RespReplyDecoder, RespType, validScalar, type ReplyDecoderOptions, type ReplyHandler } from './reply-decoder';
+export { RespProtocolError, type RespErrorKind, type RespReplyErrorKind, type RespRequestErrorKind } from './protocol-error';
 export { parseRespInteger } from './frame-decoder';
 export { commandName, internCommandNames, upperAscii } from './command-name';
 export {

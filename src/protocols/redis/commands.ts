@@ -111,12 +111,13 @@ export class CommandInfo {
   readonly responsePolicy: ResponsePolicy | null;
   readonly nondeterministicOutput: boolean;
 
-  /** @internal */
+  /** @internal The key specs unpacked for extractKeys(). */
   readonly specs: readonly CompiledSpec[];
-  /** @internal */
-  proc: KeyProc | null = null;
+  /** @internal The command's own key procedure, used when the specs cannot answer. */
+  readonly proc: KeyProc | null;
 
   constructor(name: string, e: CommandTableEntry, subcommands: ReadonlyMap<string, CommandInfo> | null) {
+    this.proc = procs.get(name) ?? null;
     this.name = name;
     this.arity = e.arity;
     this.flags = Object.freeze(e.flags.slice());
@@ -179,6 +180,98 @@ function compileSpec(s: KeySpecJson): CompiledSpec {
     incomplete: s.flags.includes('incomplete'),
   };
 }
+
+// --- key procedures (db.c *GetKeys), for when the specs cannot answer --------
+
+/** SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination] */
+function sortKeys(cmd: CommandArgs, out: number[]): void {
+  out.push(1);
+  // BY and GET take a pattern, LIMIT two numbers; the last STORE wins.
+  // Patterns name other keys only through the sorted values, so they are
+  // not key arguments (Redis Cluster refuses patterns outside the key's slot).
+  let store = -1;
+  for (let i = 2; i < cmd.argc; i++) {
+    if (cmd.argEquals(i, 'LIMIT')) i += 2;
+    else if (cmd.argEquals(i, 'GET') || cmd.argEquals(i, 'BY')) i += 1;
+    else if (cmd.argEquals(i, 'STORE') && i + 1 < cmd.argc) store = i + 1;
+  }
+  if (store > 0) out.push(store);
+}
+
+/** SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] */
+function sortRoKeys(_cmd: CommandArgs, out: number[]): void {
+  out.push(1);
+}
+
+/**
+ * MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE]
+ *         [AUTH password | AUTH2 username password] [KEYS key [key ...]]
+ * With KEYS the key argument must be empty; otherwise it is a syntax error
+ * and no keys are reported.
+ */
+function migrateKeys(cmd: CommandArgs, out: number[]): void {
+  let first = 3;
+  let num = 1;
+  for (let i = 6; i < cmd.argc; i++) {
+    if (cmd.argEquals(i, 'KEYS')) {
+      if (cmd.argLength(3) > 0) {
+        num = 0;
+      } else {
+        first = i + 1;
+        num = cmd.argc - first;
+      }
+      break;
+    }
+    if (cmd.argEquals(i, 'AUTH')) i += 1;
+    else if (cmd.argEquals(i, 'AUTH2')) i += 2;
+  }
+  for (let k = 0; k < num; k++) out.push(first + k);
+}
+
+/** GEORADIUS key lon lat radius unit ... [STORE key] [STOREDIST key]: the last store option wins. */
+function georadiusKeys(cmd: CommandArgs, out: number[]): void {
+  let stored = -1;
+  for (let i = 5; i < cmd.argc; i++) {
+    if ((cmd.argEquals(i, 'STORE') || cmd.argEquals(i, 'STOREDIST')) && i + 1 < cmd.argc) {
+      stored = i + 1;
+      i++;
+    }
+  }
+  out.push(1);
+  if (stored > 0) out.push(stored);
+}
+
+/**
+ * XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...
+ * XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...
+ * Options are parsed because "STREAMS" may also name the group or a key.
+ */
+function xreadKeys(cmd: CommandArgs, out: number[]): void {
+  let streams = -1;
+  for (let i = 1; i < cmd.argc; i++) {
+    if (cmd.argEquals(i, 'BLOCK') || cmd.argEquals(i, 'COUNT')) i++;
+    else if (cmd.argEquals(i, 'GROUP')) i += 2;
+    else if (cmd.argEquals(i, 'NOACK')) continue;
+    else if (cmd.argEquals(i, 'STREAMS')) {
+      streams = i;
+      break;
+    } else break;
+  }
+  if (streams < 0) return;
+  const rest = cmd.argc - streams - 1;
+  if (rest === 0 || rest % 2 !== 0) return;
+  for (let i = streams + 1; i < streams + 1 + rest / 2; i++) out.push(i);
+}
+
+const procs: ReadonlyMap<string, KeyProc> = new Map<string, KeyProc>([
+  ['SORT', sortKeys],
+  ['SORT_RO', sortRoKeys],
+  ['MIGRATE', migrateKeys],
+  ['GEORADIUS', georadiusKeys],
+  ['GEORADIUSBYMEMBER', georadiusKeys],
+  ['XREAD', xreadKeys],
+  ['XREADGROUP', xreadKeys],
+]);
 
 // --- the table --------------------------------------------------------------
 
@@ -341,100 +434,4 @@ function keysFromSpecs(info: CommandInfo, cmd: CommandArgs, out: number[], inclu
     if (s.incomplete) return false;
   }
   return true;
-}
-
-// --- key procedures (db.c *GetKeys), for when the specs cannot answer --------
-
-/** SORT key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] [STORE destination] */
-function sortKeys(cmd: CommandArgs, out: number[]): void {
-  out.push(1);
-  // BY and GET take a pattern, LIMIT two numbers; the last STORE wins.
-  // Patterns name other keys only through the sorted values, so they are
-  // not key arguments (Redis Cluster refuses patterns outside the key's slot).
-  let store = -1;
-  for (let i = 2; i < cmd.argc; i++) {
-    if (cmd.argEquals(i, 'LIMIT')) i += 2;
-    else if (cmd.argEquals(i, 'GET') || cmd.argEquals(i, 'BY')) i += 1;
-    else if (cmd.argEquals(i, 'STORE') && i + 1 < cmd.argc) store = i + 1;
-  }
-  if (store > 0) out.push(store);
-}
-
-/** SORT_RO key [BY pattern] [LIMIT offset count] [GET pattern ...] [ASC|DESC] [ALPHA] */
-function sortRoKeys(_cmd: CommandArgs, out: number[]): void {
-  out.push(1);
-}
-
-/**
- * MIGRATE host port key|"" destination-db timeout [COPY] [REPLACE]
- *         [AUTH password | AUTH2 username password] [KEYS key [key ...]]
- * With KEYS the key argument must be empty; otherwise it is a syntax error
- * and no keys are reported.
- */
-function migrateKeys(cmd: CommandArgs, out: number[]): void {
-  let first = 3;
-  let num = 1;
-  for (let i = 6; i < cmd.argc; i++) {
-    if (cmd.argEquals(i, 'KEYS')) {
-      if (cmd.argLength(3) > 0) {
-        num = 0;
-      } else {
-        first = i + 1;
-        num = cmd.argc - first;
-      }
-      break;
-    }
-    if (cmd.argEquals(i, 'AUTH')) i += 1;
-    else if (cmd.argEquals(i, 'AUTH2')) i += 2;
-  }
-  for (let k = 0; k < num; k++) out.push(first + k);
-}
-
-/** GEORADIUS key lon lat radius unit ... [STORE key] [STOREDIST key]: the last store option wins. */
-function georadiusKeys(cmd: CommandArgs, out: number[]): void {
-  let stored = -1;
-  for (let i = 5; i < cmd.argc; i++) {
-    if ((cmd.argEquals(i, 'STORE') || cmd.argEquals(i, 'STOREDIST')) && i + 1 < cmd.argc) {
-      stored = i + 1;
-      i++;
-    }
-  }
-  out.push(1);
-  if (stored > 0) out.push(stored);
-}
-
-/**
- * XREAD [COUNT n] [BLOCK ms] STREAMS key ... id ...
- * XREADGROUP GROUP group consumer [COUNT n] [BLOCK ms] [NOACK] STREAMS key ... id ...
- * Options are parsed because "STREAMS" may also name the group or a key.
- */
-function xreadKeys(cmd: CommandArgs, out: number[]): void {
-  let streams = -1;
-  for (let i = 1; i < cmd.argc; i++) {
-    if (cmd.argEquals(i, 'BLOCK') || cmd.argEquals(i, 'COUNT')) i++;
-    else if (cmd.argEquals(i, 'GROUP')) i += 2;
-    else if (cmd.argEquals(i, 'NOACK')) continue;
-    else if (cmd.argEquals(i, 'STREAMS')) {
-      streams = i;
-      break;
-    } else break;
-  }
-  if (streams < 0) return;
-  const rest = cmd.argc - streams - 1;
-  if (rest === 0 || rest % 2 !== 0) return;
-  for (let i = streams + 1; i < streams + 1 + rest / 2; i++) out.push(i);
-}
-
-const procs: Record<string, KeyProc> = {
-  SORT: sortKeys,
-  SORT_RO: sortRoKeys,
-  MIGRATE: migrateKeys,
-  GEORADIUS: georadiusKeys,
-  GEORADIUSBYMEMBER: georadiusKeys,
-  XREAD: xreadKeys,
-  XREADGROUP: xreadKeys,
-};
-for (const [name, proc] of Object.entries(procs)) {
-  const info = table.get(name);
-  if (info !== undefined) info.proc = proc;
 }

@@ -47,10 +47,7 @@ export abstract class FrameDecoder {
    * locals only. Returns its end, or -1 to let parse() do it (incomplete,
    * unusual or erroneous input); it must not change state on -1.
    */
-  protected parseWhole(b: Buffer, p: number, end: number): number {
-    void b;
-    void p;
-    void end;
+  protected parseWhole(_b: Buffer, _p: number, _end: number): number {
     return -1;
   }
   /** A frame is complete: it is buf[start, end). */
@@ -70,6 +67,11 @@ export abstract class FrameDecoder {
   /** Bytes held for an incomplete frame (0 between frames). */
   get pendingBytes(): number {
     return this.acc === null ? 0 : this.stalled ? this.stallBytes : this.accLen;
+  }
+
+  /** Memory held for an incomplete frame (capacity, >= pendingBytes). */
+  get heldBytes(): number {
+    return this.acc === null ? 0 : this.acc.length;
   }
 
   /** Consume a chunk; complete frames are emitted synchronously, in order. */
@@ -154,7 +156,7 @@ export abstract class FrameDecoder {
       this.acc = EMPTY;
       return -1;
     }
-    this.append(chunk, k, end, this.bulkReserve());
+    this.append(chunk, k, end, this.reserve());
     return -1;
   }
 
@@ -167,12 +169,11 @@ export abstract class FrameDecoder {
       return;
     }
     const n = end - fs;
-    const reserve = this.bulkReserve();
     if (n > this.maxFrameBytes) {
       this.frameTooLarge();
       return;
     }
-    const acc = Buffer.allocUnsafe(Math.max(n + Math.min(reserve, this.maxFrameBytes), 256));
+    const acc = Buffer.allocUnsafe(Math.max(n + this.reserve(), 256));
     chunk.copy(acc, 0, fs, end);
     this.acc = acc;
     this.accLen = n;
@@ -186,6 +187,15 @@ export abstract class FrameDecoder {
   /** Bytes known to follow (the rest of a bulk payload), to size `acc` once. */
   protected bulkReserve(): number {
     return 0;
+  }
+
+  /**
+   * Room to reserve ahead: the announced rest of a payload, but at most
+   * MAX_RESERVE, so memory follows the bytes received rather than the
+   * lengths announced (a client may announce 512 MB and send nothing).
+   */
+  private reserve(): number {
+    return Math.min(this.bulkReserve(), MAX_RESERVE, this.maxFrameBytes);
   }
 
   private append(src: Buffer, s: number, e: number, reserve: number): boolean {
@@ -210,6 +220,7 @@ export abstract class FrameDecoder {
 }
 
 const EMPTY = Buffer.alloc(0);
+const MAX_RESERVE = 1024 * 1024;
 
 /**
  * string2ll() of redis util.c: optional '-', no '+', no leading zeros or

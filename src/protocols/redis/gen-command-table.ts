@@ -128,7 +128,12 @@ function keySpec(v: RespValue): KeySpecJson {
       fkType === 'range'
         ? { type: 'range', lastKey: int(need(fkSpec, 'lastkey')), keyStep: int(need(fkSpec, 'keystep')), limit: int(need(fkSpec, 'limit')) }
         : fkType === 'keynum'
-          ? { type: 'keynum', keyNumIdx: int(need(fkSpec, 'keynumidx')), firstKey: int(need(fkSpec, 'firstkey')), keyStep: int(need(fkSpec, 'keystep')) }
+          ? {
+              type: 'keynum',
+              keyNumIdx: int(need(fkSpec, 'keynumidx')),
+              firstKey: int(need(fkSpec, 'firstkey')),
+              keyStep: int(need(fkSpec, 'keystep')),
+            }
           : { type: 'unknown' },
   };
   const notes = m.get('notes');

@@ -5,8 +5,8 @@ import { ErrorCode, ProxyError, type ErrorSource } from '../../errors';
  * redis-server 7.0 (networking.c processInlineBuffer / processMultibulkBuffer);
  * reply kinds are ours (redis-server never parses replies).
  */
-export type RespErrorKind =
-  // client -> proxy (the message is redis-server's own text)
+/** Request errors: the message is redis-server's own text. */
+export type RespRequestErrorKind =
   | 'invalid-multibulk-length'
   | 'invalid-bulk-length'
   | 'expected-dollar'
@@ -19,13 +19,18 @@ export type RespErrorKind =
   /** Only with `strictCrlf`: redis-server itself never checks these bytes. */
   | 'expected-crlf'
   /** The frame outgrew `maxFrameBytes`: redis closes such a client without a reply. */
-  | 'query-buffer-limit'
-  // upstream -> proxy
+  | 'query-buffer-limit';
+
+/** Reply errors (upstream -> proxy): the upstream stream cannot be trusted any more. */
+export type RespReplyErrorKind =
   | 'reply-invalid-type'
   | 'reply-invalid-length'
   | 'reply-expected-crlf'
   | 'reply-line-too-long'
+  | 'reply-too-large'
   | 'reply-unexpected';
+
+export type RespErrorKind = RespRequestErrorKind | RespReplyErrorKind;
 
 /**
  * A framing error. For requests `message` is exactly what redis-server

@@ -20,7 +20,7 @@
  * no request, so a session must not match it against its FIFO.
  */
 import { FAIL, FrameDecoder, NEED, parseRespInteger } from './frame-decoder';
-import { RespProtocolError, type RespErrorKind } from './protocol-error';
+import { RespProtocolError, type RespReplyErrorKind } from './protocol-error';
 
 const CR = 13;
 const LF = 10;
@@ -157,13 +157,16 @@ export class RespReplyDecoder extends FrameDecoder {
       if (this.depth === 0 && t !== T.Attribute) this.frameType = t;
 
       switch (t) {
-        case T.SimpleString:
-        case T.Error:
         case T.Integer:
         case T.Null:
         case T.Boolean:
         case T.Double:
         case T.BigNumber:
+        case T.SimpleString:
+        case T.Error:
+          if (t !== T.SimpleString && t !== T.Error && !validScalar(t, b, p + 1, i)) {
+            return this.fail('reply-invalid-type', `Protocol error: invalid '${String.fromCharCode(t)}' reply`);
+          }
           p = next;
           if (this.valueDone()) return p;
           continue;
@@ -283,6 +286,7 @@ export class RespReplyDecoder extends FrameDecoder {
     if (t !== T.SimpleString && t !== T.Integer && t !== T.Error) return -1;
     for (; i < end; i++) if (b[i] === CR) break;
     if (i + 1 >= end || b[i + 1] !== LF) return -1;
+    if (t === T.Integer && !validScalar(t, b, p + 1, i)) return -1;
     return i + 2;
   }
 
@@ -322,13 +326,50 @@ export class RespReplyDecoder extends FrameDecoder {
   }
 
   protected frameTooLarge(): void {
-    this.fail('reply-line-too-long', 'Protocol error: reply larger than maxFrameBytes');
+    this.fail('reply-too-large', 'Protocol error: reply larger than maxFrameBytes');
   }
 
-  private fail(kind: RespErrorKind, message: string): number {
+  private fail(kind: RespReplyErrorKind, message: string): number {
     this.dead = true;
     this.acc = null;
     this.handler.onError(new RespProtocolError(kind, message, 'upstream'));
     return FAIL;
   }
+}
+
+/**
+ * The text of a scalar line, so that whatever is framed also parses:
+ *   ":" and "(" [+|-] digits       "_" nothing       "#" t | f
+ *   "," [+|-] digits [. digits] [(e|E) [+|-] digits] | inf | -inf | nan
+ */
+export function validScalar(t: number, b: Buffer, s: number, e: number): boolean {
+  if (t === T.Null) return s === e;
+  if (t === T.Boolean) return e === s + 1 && (b[s] === 116 || b[s] === 102);
+  let i = s;
+  if (t === T.Double) {
+    const n = e - s;
+    // inf, -inf, +inf, nan
+    if ((n === 3 || n === 4) && (b[e - 3] === 105 || b[e - 3] === 110)) {
+      const w = b.toString('latin1', s, e);
+      return w === 'inf' || w === '-inf' || w === '+inf' || w === 'nan';
+    }
+  }
+  if (b[i] === 43 || b[i] === 45) i++;
+  const d0 = i;
+  while (i < e && b[i] >= 48 && b[i] <= 57) i++;
+  if (i === d0) return false;
+  if (t !== T.Double) return i === e;
+  if (i < e && b[i] === 46) {
+    const f0 = ++i;
+    while (i < e && b[i] >= 48 && b[i] <= 57) i++;
+    if (i === f0) return false;
+  }
+  if (i < e && (b[i] === 101 || b[i] === 69)) {
+    i++;
+    if (i < e && (b[i] === 43 || b[i] === 45)) i++;
+    const x0 = i;
+    while (i < e && b[i] >= 48 && b[i] <= 57) i++;
+    if (i === x0) return false;
+  }
+  return i === e;
 }

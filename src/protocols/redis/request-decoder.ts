@@ -27,7 +27,7 @@
  */
 import { commandName, upperAscii } from './command-name';
 import { FAIL, FrameDecoder, NEED, parseRespInteger } from './frame-decoder';
-import { RespProtocolError, type RespErrorKind } from './protocol-error';
+import { RespProtocolError, type RespRequestErrorKind } from './protocol-error';
 
 const CR = 13;
 const LF = 10;
@@ -190,7 +190,7 @@ const ST_INLINE = 4;
 const LINE_CUT = -1;
 const LINE_STALL = -3;
 
-const MSG: Record<string, string> = {
+const MSG: Record<Exclude<RespRequestErrorKind, 'expected-dollar'>, string> = {
   'invalid-multibulk-length': 'Protocol error: invalid multibulk length',
   'invalid-bulk-length': 'Protocol error: invalid bulk length',
   'unbalanced-quotes': 'Protocol error: unbalanced quotes in request',
@@ -222,7 +222,7 @@ export class RespRequestDecoder extends FrameDecoder {
   /** Payload bytes plus its 2 trailing bytes still to come. */
   private bulkLeft = 0;
   private inlineCmd: RespCommand | null = null;
-  private stallKind: RespErrorKind = 'too-big-inline-request';
+  private stallKind: Exclude<RespRequestErrorKind, 'expected-dollar'> = 'too-big-inline-request';
   /** CR position found by lengthFast(). */
   private lineCR = 0;
 
@@ -422,7 +422,7 @@ export class RespRequestDecoder extends FrameDecoder {
   }
 
   /** The header line at p has no terminator yet. */
-  private cutLine(p: number, end: number, why: number, kind: RespErrorKind): number {
+  private cutLine(p: number, end: number, why: number, kind: Exclude<RespRequestErrorKind, 'expected-dollar'>): number {
     if (end - p > this.maxInlineLength) return this.fail(kind);
     this.lineRel = p + this.delta;
     if (why === LINE_STALL) {
@@ -484,7 +484,7 @@ export class RespRequestDecoder extends FrameDecoder {
     return this.report(new RespProtocolError('expected-dollar', `Protocol error: expected '$', got '${ch}'`, 'downstream'));
   }
 
-  private fail(kind: RespErrorKind): number {
+  private fail(kind: Exclude<RespRequestErrorKind, 'expected-dollar'>): number {
     return this.report(new RespProtocolError(kind, MSG[kind], 'downstream'));
   }
 

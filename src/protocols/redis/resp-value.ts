@@ -9,7 +9,7 @@
  */
 import { parseRespInteger } from './frame-decoder';
 import { RespProtocolError } from './protocol-error';
-import { RespType } from './reply-decoder';
+import { RespType, validScalar } from './reply-decoder';
 
 export type RespPairs = Array<[RespValue, RespValue]>;
 
@@ -122,23 +122,24 @@ function readValue(b: Buffer, c: Cursor, end: number, depth: number): RespValue 
     case RespType.Error:
       return { type: 'error', value: b.toString('latin1', s, cr) };
     case RespType.Integer: {
-      const n = parseRespInteger(b, s, cr);
-      if (Number.isNaN(n)) throw bad('invalid integer');
-      return { type: 'integer', value: Number.isSafeInteger(n) ? n : BigInt(b.toString('latin1', s, cr)) };
+      if (!validScalar(t, b, s, cr)) throw bad('invalid integer');
+      const n = Number(b.toString('latin1', s, cr));
+      return { type: 'integer', value: Number.isSafeInteger(n) ? n : BigInt(b.toString('latin1', b[s] === 43 ? s + 1 : s, cr)) };
     }
     case RespType.Null:
+      if (!validScalar(t, b, s, cr)) throw bad('invalid null');
       return { type: 'null', kind: 'null' };
     case RespType.Boolean:
-      if (cr !== s + 1 || (b[s] !== 116 && b[s] !== 102)) throw bad('invalid boolean');
+      if (!validScalar(t, b, s, cr)) throw bad('invalid boolean');
       return { type: 'boolean', value: b[s] === 116 };
     case RespType.Double: {
+      if (!validScalar(t, b, s, cr)) throw bad('invalid double');
       const text = b.toString('latin1', s, cr);
       return { type: 'double', value: parseDoubleText(text), text };
     }
     case RespType.BigNumber: {
-      const text = b.toString('latin1', s, cr);
-      if (!/^-?\d+$/.test(text)) throw bad('invalid big number');
-      return { type: 'bignum', value: BigInt(text) };
+      if (!validScalar(t, b, s, cr)) throw bad('invalid big number');
+      return { type: 'bignum', value: BigInt(b.toString('latin1', b[s] === 43 ? s + 1 : s, cr)) };
     }
     case RespType.BulkString: {
       if (streamed) return { type: 'bulk', value: readStreamedBlob(b, c, end) };
