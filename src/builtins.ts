@@ -9,6 +9,7 @@ import { accessLogFilter } from '../filters/access_log';
 import { routerFilter } from '../filters/router';
 import type { Registries } from './config/validate';
 import { DiscoveryRegistry } from './routing/discovery/source';
+import { ComponentRegistry } from './components/component';
 
 export function builtinFilters(): FilterRegistry {
   return new FilterRegistry().register(accessLogFilter).register(routerFilter);
@@ -22,10 +23,15 @@ export function builtinDiscovery(): DiscoveryRegistry {
   return new DiscoveryRegistry();
 }
 
+export function builtinComponents(): ComponentRegistry {
+  return new ComponentRegistry();
+}
+
 export interface Builtins {
   filters: FilterRegistry;
   protocols: ProtocolRegistry;
   discovery: DiscoveryRegistry;
+  components: ComponentRegistry;
   /** The view the config validator takes. */
   registries: Registries;
 }
@@ -34,5 +40,12 @@ export function builtins(): Builtins {
   const filters = builtinFilters();
   const protocols = builtinProtocols();
   const discovery = builtinDiscovery();
-  return { filters, protocols, discovery, registries: { filters: filters.specs(), protocols: protocols.specs(), discovery: discovery.specs() } };
+  const components = builtinComponents();
+  return {
+    filters,
+    protocols,
+    discovery,
+    components,
+    registries: { filters: filters.specs(), protocols: protocols.specs(), discovery: discovery.specs(), components: components.specs() },
+  };
 }

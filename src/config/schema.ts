@@ -120,6 +120,12 @@ export const ClusterSchema = Type.Object(
         { additionalProperties: true, description: 'Where endpoints come from when they are not static. Give endpoints or discovery.' },
       ),
     ),
+    component: Type.Optional(
+      Type.Object(
+        { type: Type.String({ description: 'The in-process component serving this cluster (memory, ...). The other keys are its own config.' }) },
+        { additionalProperties: true, description: 'An upstream that runs inside Portway. Give endpoints, discovery or component.' },
+      ),
+    ),
     lb: Type.Optional(
       Type.Union([Type.Literal('round_robin'), Type.Literal('random'), Type.Literal('least_request'), Type.Literal('weighted')], {
         description: 'Load balancer: round_robin, random, least_request (power of two choices), weighted (smooth weighted round robin).',

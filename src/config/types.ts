@@ -67,6 +67,8 @@ export interface ClusterConfig {
   /** Static endpoints; empty when discovery is set. */
   endpoints: EndpointConfig[];
   discovery: DiscoveryConfig | null;
+  /** An in-process component instead of endpoints. */
+  component: { type: string; config: Record<string, unknown> } | null;
   lb: LbPolicy;
   connectTimeoutMs: number;
   maxConnectAttempts: number;

@@ -45,6 +45,8 @@ export interface Registries {
   filters: ReadonlyMap<string, FilterSpec>;
   protocols: ReadonlyMap<string, ProtocolSpec>;
   discovery: ReadonlyMap<string, DiscoverySpec>;
+  /** Component types; their spec has the same shape as a discovery source's. */
+  components: ReadonlyMap<string, DiscoverySpec>;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, useDefaults: true });
@@ -189,10 +191,24 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
     const p = `clusters[${i}]`;
     if (clusterNames.has(c.name)) issues.push({ path: `${p}.name`, message: `duplicate cluster name '${c.name}'` });
     clusterNames.add(c.name);
-    if (c.discovery !== undefined && c.endpoints !== undefined) {
-      issues.push({ path: p, message: 'give endpoints or discovery, not both' });
-    } else if (c.discovery === undefined && (c.endpoints === undefined || c.endpoints.length === 0)) {
-      issues.push({ path: `${p}.endpoints`, message: 'a cluster needs at least one endpoint (or a discovery source)' });
+    const sources = (['endpoints', 'discovery', 'component'] as const).filter((k) => c[k] !== undefined);
+    if (sources.length > 1) {
+      issues.push({ path: p, message: `give one of endpoints, discovery or component (got ${sources.join(', ')})` });
+    } else if (c.discovery === undefined && c.component === undefined && (c.endpoints === undefined || c.endpoints.length === 0)) {
+      issues.push({ path: `${p}.endpoints`, message: 'a cluster needs at least one endpoint (or a discovery source, or a component)' });
+    }
+    if (c.component !== undefined) {
+      const cp = `${p}.component`;
+      const spec = reg.components.get(c.component.type);
+      if (!spec) {
+        issues.push({ path: `${cp}.type`, message: `unknown component type '${c.component.type}' (known: ${[...reg.components.keys()].join(', ') || 'none'})` });
+      } else {
+        const { type: _t, ...own } = c.component as Record<string, unknown>;
+        const cIssues = validateAgainst(spec.schema, own, cp);
+        issues.push(...cIssues);
+        if (!cIssues.length && spec.check) for (const iss of spec.check(own)) issues.push({ path: join(cp, iss.path), message: iss.message });
+        Object.assign(c.component, own);
+      }
     }
     if (c.discovery !== undefined) {
       const dp = `${p}.discovery`;
@@ -341,6 +357,12 @@ function normalizeCluster(c: RawCluster): ClusterConfig {
       ? (() => {
           const { type, initial_timeout, ...config } = c.discovery as Record<string, unknown> & { type: string; initial_timeout?: string | number };
           return { type, initialTimeoutMs: parseDuration(initial_timeout ?? '5s'), config };
+        })()
+      : null,
+    component: c.component
+      ? (() => {
+          const { type, ...config } = c.component as Record<string, unknown> & { type: string };
+          return { type, config };
         })()
       : null,
     endpoints: (c.endpoints ?? []).map((e) => {

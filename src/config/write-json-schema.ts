@@ -32,20 +32,25 @@ export function buildJsonSchema(): Record<string, unknown> {
     if: { properties: { protocol: { const: p.name } } },
     then: { properties: { options: JSON.parse(JSON.stringify(p.optionsSchema)) } },
   }));
-  const discovery = root.properties.clusters.items.properties.discovery;
-  discovery.properties.type.enum = [...b.discovery.specs().keys()];
-  discovery.allOf = [...b.discovery.specs().values()].map((d) => {
-    const own = JSON.parse(JSON.stringify(d.schema)) as Record<string, any>;
-    return {
-      if: { properties: { type: { const: d.type } } },
-      then: {
-        description: d.description,
-        properties: { type: true, initial_timeout: true, ...(own.properties ?? {}) },
-        ...(own.required ? { required: own.required } : {}),
-        additionalProperties: false,
-      },
-    };
-  });
+  const attach = (node: Record<string, any>, specs: Iterable<{ type: string; description: string; schema: unknown }>, common: string[]) => {
+    const list = [...specs];
+    node.properties.type.enum = list.map((d) => d.type);
+    node.allOf = list.map((d) => {
+      const own = JSON.parse(JSON.stringify(d.schema)) as Record<string, any>;
+      return {
+        if: { properties: { type: { const: d.type } } },
+        then: {
+          description: d.description,
+          properties: { ...Object.fromEntries(common.map((k) => [k, true])), ...(own.properties ?? {}) },
+          ...(own.required ? { required: own.required } : {}),
+          additionalProperties: false,
+        },
+      };
+    });
+  };
+  const cluster = root.properties.clusters.items.properties;
+  attach(cluster.discovery, b.discovery.specs().values(), ['type', 'initial_timeout']);
+  attach(cluster.component, b.components.specs().values(), ['type']);
   return root;
 }
 

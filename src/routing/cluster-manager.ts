@@ -2,7 +2,7 @@ import type { ClusterConfig } from '../config/types';
 import type { MetricsRegistry } from '../metrics';
 import type { Logger } from '../logger';
 import { Cluster } from './cluster';
-import type { DiscoveryRegistry } from './discovery/source';
+import type { ClusterRegistries } from './cluster';
 
 /**
  * Owns the clusters across config generations. A reload reuses a cluster
@@ -16,7 +16,7 @@ export class ClusterManager {
   constructor(
     private readonly metrics: MetricsRegistry,
     private readonly log: Logger,
-    private readonly discovery?: DiscoveryRegistry,
+    private readonly registries: ClusterRegistries = {},
   ) {}
 
   get(name: string): Cluster | undefined {
@@ -39,7 +39,7 @@ export class ClusterManager {
       const cur = this.clusters.get(c.name);
       if (cur && cur.config.fingerprint === c.fingerprint) next.set(c.name, cur);
       else {
-        const cl = new Cluster(c, this.metrics, this.log.child({ cluster: c.name }), this.discovery);
+        const cl = new Cluster(c, this.metrics, this.log.child({ cluster: c.name }), this.registries);
         next.set(c.name, cl);
         fresh.push(cl);
       }

@@ -3,6 +3,13 @@ import { isIP } from 'node:net';
 import type { ClusterConfig, EndpointConfig } from '../config/types';
 import { formatHostPort } from '../util/address';
 import type { DiscoveryRegistry, DiscoverySource } from './discovery/source';
+import type { Component, ComponentRegistry } from '../components/component';
+
+/** Where a cluster finds the factories its config names. */
+export interface ClusterRegistries {
+  discovery?: DiscoveryRegistry;
+  components?: ComponentRegistry;
+}
 import type { MetricsRegistry, Counter } from '../metrics';
 import type { Logger } from '../logger';
 import { Endpoint } from './endpoint';
@@ -26,6 +33,8 @@ export class Cluster {
   /** What endpoints come from: the static list, or the discovery source's last report. */
   private targets: readonly EndpointConfig[];
   private readonly source: DiscoverySource | null = null;
+  /** Set when the cluster is served in process (component: in config) rather than by endpoints. */
+  readonly component: Component | null = null;
   private resolving: Promise<void> | null = null;
   private resolveAgain = false;
   /** The last DNS problem, shown in /clusters; null when the last resolution worked. */
@@ -42,7 +51,7 @@ export class Cluster {
     readonly config: ClusterConfig,
     private readonly metrics: MetricsRegistry,
     private readonly log: Logger,
-    discovery?: DiscoveryRegistry,
+    registries: ClusterRegistries = {},
   ) {
     this.name = config.name;
     this.lb = createBalancer(config.lb);
@@ -53,12 +62,19 @@ export class Cluster {
     metrics.gauge('portway_cluster_cx_active', 'Upstream connections open.', labels, () => this.cxActive);
     metrics.gauge('portway_cluster_endpoints', 'Endpoints known.', labels, () => this.endpoints.length);
     metrics.gauge('portway_cluster_endpoints_healthy', 'Endpoints not ejected.', labels, () => this.usable().length);
+    if (config.component !== null) {
+      const cf = registries.components?.get(config.component.type);
+      if (!cf) throw new Error(`cluster '${this.name}': unknown component type '${config.component.type}'`);
+      this.component = cf.create(config.component.config, { cluster: this.name, logger: log.child({ component: config.component.type }), metrics });
+      this.ready = Promise.resolve();
+      return;
+    }
     const dc = config.discovery;
     if (dc === null) {
       this.ready = this.resolve().then(() => this.scheduleRefresh());
       return;
     }
-    const factory = discovery?.get(dc.type);
+    const factory = registries.discovery?.get(dc.type);
     if (!factory) throw new Error(`cluster '${this.name}': unknown discovery type '${dc.type}'`);
     this.source = factory.create(dc.config, { cluster: this.name, logger: log.child({ discovery: dc.type }) });
     let first: () => void = () => {};
@@ -214,6 +230,9 @@ export class Cluster {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.dnsTimer = null;
+    if (this.component) {
+      Promise.resolve(this.component.close()).catch((err: Error) => this.log.warn({ error: err.message }, 'component did not close cleanly'));
+    }
     if (this.source) {
       Promise.resolve(this.source.stop()).catch((err: Error) => this.log.warn({ error: err.message }, 'discovery source did not stop cleanly'));
     }
@@ -229,6 +248,7 @@ export class Cluster {
       no_healthy: this.noHealthy.value,
       dns: this.needsDns() ? { error: this.dnsError, last_resolved: this.lastResolvedAt ? new Date(this.lastResolvedAt).toISOString() : null } : undefined,
       discovery: this.source ? this.source.status() : undefined,
+      component: this.component ? { type: this.component.type, capability: this.component.capability, ...this.component.health() } : undefined,
       endpoints: this.endpoints.map((e) => e.toJSON(now)),
     };
   }
