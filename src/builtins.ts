@@ -5,6 +5,7 @@
 import { FilterRegistry } from './filter';
 import { ProtocolRegistry } from './protocols/protocol';
 import { tcpProtocol } from './protocols/tcp';
+import { redisProtocol } from './protocols/redis';
 import { accessLogFilter } from '../filters/access_log';
 import { routerFilter } from '../filters/router';
 import type { Registries } from './config/validate';
@@ -16,7 +17,7 @@ export function builtinFilters(): FilterRegistry {
 }
 
 export function builtinProtocols(): ProtocolRegistry {
-  return new ProtocolRegistry().register(tcpProtocol);
+  return new ProtocolRegistry().register(tcpProtocol).register(redisProtocol);
 }
 
 export function builtinDiscovery(): DiscoveryRegistry {

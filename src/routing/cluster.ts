@@ -197,6 +197,16 @@ export class Cluster {
     return this.available.length > 0 ? this.available : this.endpoints;
   }
 
+  /** True when each key belongs to exactly one endpoint (sharding configured). */
+  get sharded(): boolean {
+    return false;
+  }
+
+  /** The endpoint owning a key (buf[start, end)), for sharded clusters; null when it has none. */
+  shardOf(_buf: Buffer, _start: number, _end: number): Endpoint | null {
+    return null;
+  }
+
   /** Picks an endpoint for a request, skipping those already tried. */
   pick(exclude: ReadonlySet<Endpoint> | null = null): Endpoint | null {
     const ep = this.lb.pick(this.usable(), exclude);

@@ -171,6 +171,12 @@ export class RespCommand {
     return Number.isNaN(v) ? undefined : v;
   }
 
+  /** A copy that owns its bytes, for a command kept beyond the chunk it arrived in. */
+  clone(): RespCommand {
+    const buf = Buffer.from(this.buffer.subarray(this.start, this.end));
+    return new RespCommand(buf, 0, buf.length, this.argc, this.offsets, this.inline);
+  }
+
   /** All arguments as views (allocates an array; for tests and slow paths). */
   args(): Buffer[] {
     const out = new Array<Buffer>(this.argc);

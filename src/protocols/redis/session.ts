@@ -1,0 +1,721 @@
+/**
+ * One client connection of the Redis listener.
+ *
+ * Requests are decoded as they arrive; each gets a Slot in the session's
+ * FIFO, so replies go back in request order whichever upstream answers first.
+ * A request is served locally (PING, HELLO, CLIENT SETNAME ...), by an
+ * in-process component (memory), or sent to an upstream link: the shared
+ * multiplexed link of its endpoint, or the session's own dedicated link while
+ * it needs connection state on the server (MULTI, WATCH, SELECT, blocking
+ * commands, pub/sub). Switching between shared and dedicated waits until the
+ * requests in flight on the other side are answered, so a client's commands
+ * run on the server in the order it sent them.
+ * Commands whose keys live on different shards are split (MGET, MSET, DEL,
+ * UNLINK, EXISTS, TOUCH) and their replies merged; other cross-shard commands
+ * are refused with -CROSSSLOT.
+ */
+import type { Socket } from 'node:net';
+import { Exchange } from '../../exchange';
+import { ErrorCode, ProxyError, toProxyError } from '../../errors';
+import type { Verdict } from '../../filter';
+import type { Cluster } from '../../routing/cluster';
+import type { Endpoint } from '../../routing/endpoint';
+import { isRedisComponent, type RedisComponent } from '../../components/redis-component';
+import { RespRequestDecoder, RespType, type RespCommand, type RespProtocolError } from './codec';
+import { RespWriter, RESP_OK, RESP_PONG, type RespProtocolVersion } from './resp-writer';
+import { commandInfo, extractKeys } from './commands';
+import { parseReply, toResp3, type Resp3Shape } from './resp-value';
+import { RedisLink, type ReplySink } from './upstream';
+import type { RedisListener, Target } from './listener';
+
+const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
+const NULL_BULK2 = Buffer.from('$-1\r\n');
+const NULL3 = Buffer.from('_\r\n');
+
+/** RESP3 shapes of RESP2 replies that change type (maps, sets, doubles, booleans); everything else passes as is. */
+const RESP3_SHAPES = new Map<string, Resp3Shape>([
+  ['HGETALL', { map: 'plain' }],
+  ['CONFIG', { map: 'plain' }],
+  ['SMEMBERS', 'set'],
+  ['SINTER', 'set'],
+  ['SUNION', 'set'],
+  ['SDIFF', 'set'],
+  ['ZSCORE', 'double'],
+  ['ZINCRBY', 'double'],
+  ['ZMSCORE', { array: 'double' }],
+  ['SMISMEMBER', { array: 'plain' }],
+  ['SCRIPT', { array: 'boolean' }],
+]);
+
+let nextSessionId = 1;
+
+/** A place in the reply order. Filled once; written when everything before it is written. */
+export class Slot implements ReplySink {
+  next: Slot | null = null;
+  data: Buffer | null = null;
+  /** Where it was sent: 0 nowhere (local), 1 a shared link, 2 the dedicated link. */
+  side: 0 | 1 | 2 = 0;
+  /** Called with the raw reply instead of storing it (split requests merge their parts). */
+  constructor(
+    readonly session: RedisSession,
+    readonly command: string,
+  ) {}
+
+  onReply(buf: Buffer, start: number, end: number, type: number): void {
+    this.session.inflightDone(this);
+    this.session.fill(this, this.session.adaptReply(this.command, buf, start, end, type));
+  }
+
+  onError(err: ProxyError): void {
+    this.session.inflightDone(this);
+    this.session.fill(this, this.session.errorReply(err));
+  }
+}
+
+/** One part of a split request; the parent slot is filled when every part is in. */
+class PartSink implements ReplySink {
+  reply: Buffer | null = null;
+  constructor(
+    private readonly merge: SplitMerge,
+    readonly keyIndexes: number[],
+  ) {}
+  onReply(buf: Buffer, start: number, end: number): void {
+    this.reply = buf.subarray(start, end);
+    this.merge.partDone();
+  }
+  onError(err: ProxyError): void {
+    this.reply = this.merge.session.errorReply(err);
+    this.merge.partDone();
+  }
+}
+
+type MergeKind = 'mget' | 'sum' | 'ok';
+
+class SplitMerge {
+  parts: PartSink[] = [];
+  private left = 0;
+  constructor(
+    readonly session: RedisSession,
+    private readonly slot: Slot,
+    private readonly kind: MergeKind,
+    private readonly keyCount: number,
+  ) {}
+
+  add(keyIndexes: number[]): PartSink {
+    const p = new PartSink(this, keyIndexes);
+    this.parts.push(p);
+    this.left++;
+    return p;
+  }
+
+  partDone(): void {
+    if (--this.left > 0) return;
+    this.session.inflightDone(this.slot);
+    this.session.fill(this.slot, this.merged());
+  }
+
+  private merged(): Buffer {
+    for (const p of this.parts) if (p.reply![0] === RespType.Error) return p.reply!;
+    if (this.kind === 'ok') return RESP_OK;
+    if (this.kind === 'sum') {
+      let n = 0;
+      for (const p of this.parts) n += Number(p.reply!.toString('latin1', 1, p.reply!.length - 2));
+      return Buffer.from(`:${n}\r\n`);
+    }
+    // MGET: put every part's elements back at their keys' positions.
+    const values: Buffer[] = new Array(this.keyCount);
+    for (const p of this.parts) {
+      const v = parseReply(p.reply!);
+      if (v.type !== 'array' || v.value.length !== p.keyIndexes.length) return this.session.errorReply(new ProxyError(ErrorCode.UpstreamReset, 'unexpected MGET reply from a shard', { source: 'upstream' }));
+      v.value.forEach((e, i) => {
+        values[p.keyIndexes[i]! - 1] = e.type === 'bulk' ? Buffer.from(`$${e.value.length}\r\n${e.value.toString('latin1')}\r\n`, 'latin1') : this.session.nullBulk();
+      });
+    }
+    return Buffer.concat([Buffer.from(`*${this.keyCount}\r\n`), ...values]);
+  }
+}
+
+export class RedisSession {
+  readonly id = nextSessionId++;
+  private readonly decoder: RespRequestDecoder;
+  private head: Slot | null = null;
+  private tail: Slot | null = null;
+  private out: Buffer[] = [];
+  private flushScheduled = false;
+  private closing = false;
+  resp: RespProtocolVersion = 2;
+  db = 0;
+  name: Buffer | null = null;
+  /** The session's own upstream link, when it needs server-side connection state. */
+  private dedicated: RedisLink | null = null;
+  /** Why the dedicated link is in use; shared links are used when none is set. */
+  private inMulti = false;
+  private watching = false;
+  private subscribed = false;
+  /** Requests in flight on shared links / on the dedicated link. */
+  private inflightShared = 0;
+  private inflightDedicated = 0;
+  /** Commands held back until the other side's requests are answered. */
+  private deferred: { cmd: RespCommand; slot: Slot; dedicated: boolean }[] = [];
+  /** Non-sharded clusters: the endpoint this session sticks to. */
+  private readonly sticky = new Map<Cluster, Endpoint>();
+  private readonly writer = new RespWriter(4096);
+  private readonly keyBuf: number[] = [];
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly l: RedisListener,
+  ) {
+    this.decoder = new RespRequestDecoder(
+      { onCommand: (cmd) => this.onCommand(cmd), onError: (err) => this.onProtocolError(err) },
+      { maxBulkLength: l.options.maxBulkLength },
+    );
+    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => this.onClose());
+    if (l.idleTimeoutMs > 0) socket.setTimeout(l.idleTimeoutMs, () => this.onIdle());
+  }
+
+  // --- reply ordering ------------------------------------------------------
+
+  private newSlot(command: string): Slot {
+    const s = new Slot(this, command);
+    if (this.tail === null) this.head = this.tail = s;
+    else {
+      this.tail.next = s;
+      this.tail = s;
+    }
+    return s;
+  }
+
+  fill(slot: Slot, data: Buffer): void {
+    slot.data = data;
+    if (slot !== this.head) return;
+    let s: Slot | null = slot;
+    while (s !== null && s.data !== null) {
+      this.out.push(s.data);
+      s = s.next;
+    }
+    this.head = s;
+    if (s === null) this.tail = null;
+    this.scheduleFlush();
+  }
+
+  /** Writes that answer no request (pub/sub messages), in order with the rest. */
+  private push(data: Buffer): void {
+    if (this.head !== null) {
+      // Keep order: a message arriving while replies are pending goes after them.
+      const s = this.newSlot('');
+      this.fill(s, data);
+      return;
+    }
+    this.out.push(data);
+    this.scheduleFlush();
+  }
+
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const out = this.out;
+    if (out.length === 0 || this.socket.destroyed) return;
+    this.out = [];
+    if (out.length === 1) this.socket.write(out[0]!);
+    else this.socket.write(Buffer.concat(out));
+    if (this.closing && this.head === null) this.socket.end();
+  }
+
+  // --- replies -------------------------------------------------------------
+
+  nullBulk(): Buffer {
+    return this.resp === 3 ? NULL3 : NULL_BULK2;
+  }
+
+  errorReply(err: ProxyError): Buffer {
+    return this.l.errorReply(err);
+  }
+
+  /** Upstreams speak RESP2; a RESP3 client gets nulls, maps, sets and doubles in RESP3 form. */
+  adaptReply(command: string, buf: Buffer, start: number, end: number, type: number): Buffer {
+    const raw = buf.subarray(start, end);
+    if (this.resp === 2) return raw;
+    if (type === RespType.BulkString || type === RespType.Array) {
+      if (end - start === 5 && buf[start + 1] === 45 /* - */) return NULL3; // $-1 or *-1
+      const shape = RESP3_SHAPES.get(command);
+      if (shape !== undefined) {
+        try {
+          const w = this.writer;
+          w.value(toResp3(parseReply(buf, start, end), shape), 3);
+          return Buffer.from(w.take());
+        } catch {
+          return raw;
+        }
+      }
+    }
+    return raw;
+  }
+
+  private local(slot: Slot, data: Buffer): void {
+    this.fill(slot, data);
+  }
+
+  private err(slot: Slot, text: string): void {
+    this.fill(slot, Buffer.from(`-${text}\r\n`));
+  }
+
+  // --- requests --------------------------------------------------------------
+
+  private onCommand(cmd: RespCommand): void {
+    const name = cmd.name;
+    this.l.stats.commands.inc();
+    const slot = this.newSlot(name);
+    if (this.deferred.length > 0) {
+      this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: false });
+      return;
+    }
+    this.dispatch(cmd, slot);
+  }
+
+  private dispatch(cmd: RespCommand, slot: Slot): void {
+    const name = cmd.name;
+    if (this.subscribed && !SUBSCRIBED_OK.has(name)) {
+      this.err(slot, `ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
+      return;
+    }
+    switch (name) {
+      case 'PING':
+        if (this.subscribed || this.inMulti) break;
+        if (cmd.argc === 1) return this.local(slot, RESP_PONG);
+        if (cmd.argc === 2) return this.local(slot, bulk(cmd.arg(1)));
+        return this.err(slot, "ERR wrong number of arguments for 'ping' command");
+      case 'QUIT':
+        this.closing = true;
+        this.socket.pause();
+        return this.local(slot, RESP_OK);
+      case 'HELLO':
+        return this.hello(cmd, slot);
+      case 'CLIENT':
+        if (this.client(cmd, slot)) return;
+        break;
+      case 'SELECT':
+        return this.select(cmd, slot);
+      case 'AUTH':
+        return this.err(slot, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
+      case 'COMMAND':
+        if (cmd.argc === 2 && cmd.argEquals(1, 'COUNT')) return this.local(slot, Buffer.from(`:${this.l.commandCount}\r\n`));
+        break;
+      case 'RESET':
+        return this.reset(slot);
+    }
+    const info = commandInfo(name);
+    if (info === undefined) {
+      return this.err(slot, `ERR unknown command '${cmd.argString(0)}', with args beginning with: ${argsPreview(cmd)}`);
+    }
+    if (!info.arityOk(cmd.argc)) return this.err(slot, `ERR wrong number of arguments for '${name.toLowerCase()}' command`);
+
+    const keys = this.keyBuf;
+    keys.length = 0;
+    extractKeys(cmd, keys);
+    let target: Target | null;
+    try {
+      target = this.route(cmd, keys, slot);
+    } catch (e) {
+      this.fill(slot, this.errorReply(toProxyError(e)));
+      return;
+    }
+    if (target === null) return; // answered (rejected by a filter, or pending an async filter)
+    this.forward(cmd, slot, keys, target);
+  }
+
+  /** Chooses the cluster: prefix routes on the first key, else the filter chain's router. */
+  private route(cmd: RespCommand, keys: number[], slot: Slot): Target | null {
+    const l = this.l;
+    const fixed = l.fixedTarget(cmd, keys);
+    if (fixed !== null) return fixed;
+    const ex = new Exchange(l.name, 'redis', this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, cmd.name);
+    ex.attrs['command'] = cmd.name;
+    if (keys.length > 0) ex.attrs['key'] = cmd.argString(keys[0]!, 'latin1');
+    ex.idempotent = commandInfo(cmd.name)?.readonly ?? false;
+    const v: Verdict | Promise<Verdict> = l.chain.runRequest(ex);
+    if (v instanceof Promise) {
+      // An async filter (a delay, a global rate limit): hold this request's place and continue later.
+      const held = copyCommand(cmd);
+      const heldKeys = keys.slice();
+      v.then(
+        (verdict) => {
+          if (verdict !== undefined) return this.rejected(slot, ex, verdict.error);
+          if (ex.cluster === null) return this.rejected(slot, ex, new ProxyError(ErrorCode.NoRoute, 'no route', { source: 'downstream' }));
+          this.forward(held, slot, heldKeys, { cluster: ex.cluster, ex });
+        },
+        (e) => this.rejected(slot, ex, toProxyError(e)),
+      );
+      return null;
+    }
+    if (v !== undefined) {
+      this.rejected(slot, ex, v.error);
+      return null;
+    }
+    if (ex.cluster === null) {
+      this.rejected(slot, ex, new ProxyError(ErrorCode.NoRoute, 'no route', { source: 'downstream' }));
+      return null;
+    }
+    return { cluster: ex.cluster, ex };
+  }
+
+  private rejected(slot: Slot, ex: Exchange, err: ProxyError): void {
+    ex.error = err;
+    this.l.stats.countError(err.code);
+    this.fill(slot, this.errorReply(err));
+    this.l.chain.complete(ex);
+  }
+
+  private forward(cmd: RespCommand, slot: Slot, keys: number[], target: Target): void {
+    const cluster = target.cluster;
+    if (target.ex) this.l.chain.complete(target.ex);
+    const comp = cluster.component;
+    if (comp !== null) {
+      if (!isRedisComponent(comp)) return this.err(slot, `ERR cluster '${cluster.name}' is served by a '${comp.type}' component, which does not speak Redis`);
+      return this.execLocal(comp, cmd, slot);
+    }
+    const name = cmd.name;
+    if (STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || this.subscribed || BLOCKING.has(name)) {
+      return this.sendDedicated(cluster, cmd, slot);
+    }
+    if (cluster.sharded && keys.length > 1) {
+      const eps = keys.map((k) => cluster.shardOf(cmd.buffer, cmd.argStart(k), cmd.argEnd(k)));
+      const first = eps[0]!;
+      if (eps.some((e) => e !== first)) return this.split(cmd, slot, keys, eps, cluster);
+    }
+    const ep = this.endpointFor(cluster, cmd, keys);
+    if (ep === null) {
+      return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream' })));
+    }
+    if (this.inflightDedicated > 0) {
+      this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: false });
+      return;
+    }
+    this.inflightShared++;
+    slot.side = 1;
+    this.l.links(cluster).get(ep, this.id).send(cmd.buffer, cmd.start, cmd.end, slot);
+  }
+
+  private endpointFor(cluster: Cluster, cmd: RespCommand, keys: number[]): Endpoint | null {
+    if (cluster.sharded) {
+      if (keys.length === 0) return cluster.endpoints[0] ?? null;
+      return cluster.shardOf(cmd.buffer, cmd.argStart(keys[0]!), cmd.argEnd(keys[0]!));
+    }
+    return this.stickyEndpoint(cluster);
+  }
+
+  /** A cluster of interchangeable servers: the session keeps to one of them while it is healthy. */
+  private stickyEndpoint(cluster: Cluster): Endpoint | null {
+    let ep = this.sticky.get(cluster);
+    if (ep === undefined || ep.isEjected(performance.now()) || !cluster.endpoints.includes(ep)) {
+      ep = cluster.pick() ?? undefined;
+      if (ep === undefined) return null;
+      this.sticky.set(cluster, ep);
+    }
+    return ep;
+  }
+
+  private split(cmd: RespCommand, slot: Slot, keys: number[], eps: (Endpoint | null)[], cluster: Cluster): void {
+    const name = cmd.name;
+    const kind: MergeKind | undefined = name === 'MGET' ? 'mget' : name === 'MSET' ? 'ok' : SUMMED.has(name) ? 'sum' : undefined;
+    if (kind === undefined) return this.fill(slot, CROSSSLOT);
+    if (eps.some((e) => e === null)) {
+      return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no endpoint for some keys`, { source: 'upstream' })));
+    }
+    const groups = new Map<Endpoint, number[]>();
+    keys.forEach((k, i) => {
+      const e = eps[i]!;
+      let g = groups.get(e);
+      if (!g) groups.set(e, (g = []));
+      g.push(k);
+    });
+    const merge = new SplitMerge(this, slot, kind, keys.length);
+    const w = this.writer;
+    const step = name === 'MSET' ? 2 : 1;
+    this.inflightShared++;
+    slot.side = 1;
+    for (const [ep, ks] of groups) {
+      w.arrayHeader(1 + ks.length * step);
+      w.bulk(cmd.arg(0));
+      for (const k of ks) {
+        w.bulk(cmd.arg(k));
+        if (step === 2) w.bulk(cmd.arg(k + 1));
+      }
+      const frame = w.take();
+      const part = merge.add(ks);
+      this.l.links(cluster).get(ep, this.id).send(frame, 0, frame.length, part);
+    }
+  }
+
+  private execLocal(comp: RedisComponent, cmd: RespCommand, slot: Slot): void {
+    const name = cmd.name;
+    if (STATEFUL.has(name) || BLOCKING.has(name)) {
+      return this.err(slot, `ERR '${name.toLowerCase()}' is not supported by the '${comp.type}' component`);
+    }
+    const w = this.writer;
+    try {
+      comp.execute(cmd, w, this);
+    } catch (e) {
+      w.discard();
+      return this.fill(slot, this.errorReply(toProxyError(e)));
+    }
+    this.fill(slot, Buffer.from(w.take()));
+  }
+
+  // --- the dedicated link ----------------------------------------------------
+
+  private sendDedicated(cluster: Cluster, cmd: RespCommand, slot: Slot): void {
+    if (cluster.sharded) {
+      return this.err(slot, `ERR '${cmd.name.toLowerCase()}' needs a connection of its own, which a sharded cluster ('${cluster.name}') cannot give`);
+    }
+    if (this.inflightShared > 0) {
+      this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: true });
+      return;
+    }
+    const link = this.dedicatedLink(cluster);
+    if (link === null) {
+      return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream' })));
+    }
+    const name = cmd.name;
+    if (name === 'MULTI') this.inMulti = true;
+    else if (name === 'EXEC' || name === 'DISCARD') {
+      this.inMulti = false;
+      this.watching = false;
+    } else if (name === 'WATCH') this.watching = true;
+    else if (name === 'UNWATCH') this.watching = false;
+    if (SUBSCRIBE.has(name)) {
+      // Subscribe confirmations and messages all arrive as pushes; no reply slot waits for them.
+      this.subscribed = true;
+      this.fill(slot, EMPTY);
+      link.send(cmd.buffer, cmd.start, cmd.end, NO_REPLY);
+      return;
+    }
+    if (UNSUBSCRIBE.has(name) && this.subscribed) {
+      this.fill(slot, EMPTY);
+      link.send(cmd.buffer, cmd.start, cmd.end, NO_REPLY);
+      return;
+    }
+    this.inflightDedicated++;
+    slot.side = 2;
+    link.send(cmd.buffer, cmd.start, cmd.end, slot);
+  }
+
+  private dedicatedLink(cluster: Cluster): RedisLink | null {
+    if (this.dedicated !== null && this.dedicated.usable) return this.dedicated;
+    const ep = this.stickyEndpoint(cluster);
+    if (ep === null) return null;
+    const handshake = this.db !== 0 ? [Buffer.from(`*2\r\n$6\r\nSELECT\r\n$${String(this.db).length}\r\n${this.db}\r\n`)] : [];
+    this.dedicated = new RedisLink(ep, cluster, {
+      connectTimeoutMs: cluster.config.connectTimeoutMs,
+      handshake,
+      onPush: (buf, start, end) => this.onPush(buf, start, end),
+      onClose: (link) => {
+        if (this.dedicated === link) {
+          this.dedicated = null;
+          // Server-side state (transaction, subscriptions) is gone with the connection.
+          if (this.subscribed || this.inMulti) this.socket.destroy();
+        }
+      },
+    });
+    return this.dedicated;
+  }
+
+  private onPush(buf: Buffer, start: number, end: number): void {
+    let frame = buf.subarray(start, end);
+    // Track the subscription count: the third element of (un)subscribe confirmations.
+    if (frame[0] === RespType.Array || frame[0] === RespType.Push) {
+      const v = parseReply(frame);
+      if (v.type === 'array' || v.type === 'push') {
+        const kind = v.value[0];
+        const count = v.value[2];
+        if (kind && kind.type === 'bulk' && count && count.type === 'integer' && /unsubscribe$/i.test(kind.value.toString('latin1'))) {
+          if (Number(count.value) === 0) this.subscribed = false;
+        }
+      }
+      if (this.resp === 3 && frame[0] === RespType.Array) {
+        frame = Buffer.from(frame);
+        frame[0] = RespType.Push;
+      }
+    }
+    this.push(frame);
+  }
+
+  inflightDone(slot: Slot): void {
+    if (slot.side === 1) this.inflightShared--;
+    else if (slot.side === 2) this.inflightDedicated--;
+    slot.side = 0;
+    if (this.deferred.length > 0 && (this.inflightShared === 0 || this.inflightDedicated === 0)) this.replayDeferred();
+  }
+
+  private replayDeferred(): void {
+    const list = this.deferred;
+    this.deferred = [];
+    for (let i = 0; i < list.length; i++) {
+      const d = list[i]!;
+      if (this.deferred.length > 0) {
+        this.deferred.push(d);
+        continue;
+      }
+      this.dispatch(d.cmd, d.slot);
+    }
+  }
+
+  // --- local commands --------------------------------------------------------
+
+  private hello(cmd: RespCommand, slot: Slot): void {
+    let proto = this.resp;
+    if (cmd.argc >= 2) {
+      const v = cmd.argInteger(1);
+      if (v !== 2 && v !== 3) return this.err(slot, 'NOPROTO unsupported protocol version');
+      proto = v;
+    }
+    for (let i = 2; i < cmd.argc; i++) {
+      if (cmd.argEquals(i, 'SETNAME') && i + 1 < cmd.argc) {
+        this.name = Buffer.from(cmd.arg(++i));
+      } else if (cmd.argEquals(i, 'AUTH') && i + 2 < cmd.argc) {
+        return this.err(slot, 'WRONGPASS invalid username-password pair or user is disabled.');
+      } else return this.err(slot, `ERR Syntax error in HELLO option '${cmd.argString(i)}'`);
+    }
+    this.resp = proto;
+    const w = this.writer;
+    const fields: [string, string | number][] = [
+      ['server', 'redis'],
+      ['version', '7.0.15'],
+      ['proto', proto],
+      ['id', this.id],
+      ['mode', 'standalone'],
+      ['role', 'master'],
+    ];
+    if (proto === 3) w.mapHeader(fields.length + 1);
+    else w.arrayHeader((fields.length + 1) * 2);
+    for (const [k, v] of fields) {
+      w.bulk(k);
+      if (typeof v === 'number') w.integer(v);
+      else w.bulk(v);
+    }
+    w.bulk('modules');
+    w.arrayHeader(0);
+    this.fill(slot, Buffer.from(w.take()));
+  }
+
+  /** CLIENT subcommands answered by Portway; returns false for those forwarded. */
+  private client(cmd: RespCommand, slot: Slot): boolean {
+    if (cmd.argc < 2) {
+      this.err(slot, "ERR wrong number of arguments for 'client' command");
+      return true;
+    }
+    if (cmd.argEquals(1, 'SETNAME') && cmd.argc === 3) {
+      const n = cmd.arg(2);
+      if (n.includes(32) || n.includes(10)) this.err(slot, 'ERR Client names cannot contain spaces, newlines or special characters.');
+      else {
+        this.name = n.length === 0 ? null : Buffer.from(n);
+        this.local(slot, RESP_OK);
+      }
+      return true;
+    }
+    if (cmd.argEquals(1, 'GETNAME') && cmd.argc === 2) {
+      this.local(slot, this.name === null ? this.nullBulk() : bulk(this.name));
+      return true;
+    }
+    if (cmd.argEquals(1, 'ID') && cmd.argc === 2) {
+      this.local(slot, Buffer.from(`:${this.id}\r\n`));
+      return true;
+    }
+    if (cmd.argEquals(1, 'SETINFO')) {
+      this.local(slot, RESP_OK);
+      return true;
+    }
+    this.err(slot, `ERR CLIENT ${cmd.argString(1).toUpperCase()} is not available through Portway`);
+    return true;
+  }
+
+  private select(cmd: RespCommand, slot: Slot): void {
+    if (cmd.argc !== 2) return this.err(slot, "ERR wrong number of arguments for 'select' command");
+    const n = cmd.argInteger(1);
+    if (n === undefined) return this.err(slot, 'ERR value is not an integer or out of range');
+    if (n < 0 || n > 15) return this.err(slot, 'ERR DB index is out of range');
+    const target = this.l.fixedTarget(cmd, []) ?? this.l.defaultTarget();
+    if (target !== null && target.cluster.sharded) return this.err(slot, `ERR SELECT is not allowed: cluster '${target.cluster.name}' is sharded`);
+    if (target !== null && target.cluster.component === null) {
+      // The database is connection state on the server: from now on this session talks over its own link.
+      if (this.dedicated !== null && this.dedicated.usable) {
+        this.db = n;
+        this.sendDedicated(target.cluster, cmd, slot);
+        return;
+      }
+      this.db = n;
+    } else this.db = n;
+    this.local(slot, RESP_OK);
+  }
+
+  private reset(slot: Slot): void {
+    this.resp = 2;
+    this.db = 0;
+    this.name = null;
+    this.inMulti = false;
+    this.watching = false;
+    this.subscribed = false;
+    this.dedicated?.close();
+    this.dedicated = null;
+    this.local(slot, Buffer.from('+RESET\r\n'));
+  }
+
+  // --- connection events -------------------------------------------------------
+
+  private onProtocolError(err: RespProtocolError): void {
+    this.l.stats.countError(ErrorCode.Protocol);
+    this.l.log.debug({ client: this.socket.remoteAddress, reason: err.message }, 'protocol error from client');
+    const s = this.newSlot('');
+    this.closing = true;
+    this.socket.pause();
+    this.fill(s, err.hasReply ? err.toReply() : EMPTY);
+    if (!err.hasReply) this.socket.destroy();
+  }
+
+  private onIdle(): void {
+    if (this.subscribed || this.inflightDedicated > 0) return; // waiting for messages or a blocking command is not idleness
+    this.l.stats.countError(ErrorCode.IdleTimeout);
+    this.socket.destroy();
+  }
+
+  private onClose(): void {
+    this.decoder.destroy();
+    this.dedicated?.fail(new ProxyError(ErrorCode.DownstreamClosed, 'client closed', { source: 'downstream' }));
+    this.dedicated = null;
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+const NO_REPLY: ReplySink = { onReply() {}, onError() {} };
+const SUMMED = new Set(['DEL', 'UNLINK', 'EXISTS', 'TOUCH']);
+const SUBSCRIBE = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE']);
+const UNSUBSCRIBE = new Set(['UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE']);
+const SUBSCRIBED_OK = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'PING', 'QUIT', 'RESET']);
+/** Commands that need the session's own connection on the server. */
+const STATEFUL = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR']);
+/** Commands that may block the connection they run on. */
+const BLOCKING = new Set(['BLPOP', 'BRPOP', 'BLMOVE', 'BRPOPLPUSH', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP', 'XREAD', 'XREADGROUP', 'WAIT', 'WAITAOF']);
+
+function bulk(b: Buffer): Buffer {
+  return Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, CRLF]);
+}
+const CRLF = Buffer.from('\r\n');
+
+/** A command that outlives the chunk it arrived in (deferred): copy its bytes. */
+function copyCommand(cmd: RespCommand): RespCommand {
+  return cmd.clone();
+}
+
+/** Redis' "with args beginning with:" list: each argument quoted, then a trailing space. */
+function argsPreview(cmd: RespCommand): string {
+  let s = '';
+  for (let i = 1; i < cmd.argc && s.length < 128; i++) s += `'${cmd.argString(i).slice(0, 128 - s.length)}' `;
+  return s;
+}
