@@ -8,12 +8,14 @@ import { tcpProtocol } from './protocols/tcp';
 import { redisProtocol } from './protocols/redis';
 import { accessLogFilter } from '../filters/access_log';
 import { routerFilter } from '../filters/router';
+import { faultFilter } from '../filters/fault';
+import { rateLimitFilter } from '../filters/rate_limit';
 import type { Registries } from './config/validate';
 import { DiscoveryRegistry } from './routing/discovery/source';
 import { ComponentRegistry } from './components/component';
 
 export function builtinFilters(): FilterRegistry {
-  return new FilterRegistry().register(accessLogFilter).register(routerFilter);
+  return new FilterRegistry().register(accessLogFilter).register(routerFilter).register(rateLimitFilter).register(faultFilter);
 }
 
 export function builtinProtocols(): ProtocolRegistry {

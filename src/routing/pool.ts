@@ -84,6 +84,8 @@ export class ConnectionPool {
     }
     const sock: Socket = c.socket;
     sock.setTimeout(this.cluster.config.limits.poolIdleTimeoutMs, () => sock.destroy());
+    // Connections allow half-open: a server that closes an idle connection only sends FIN.
+    sock.once('end', () => sock.destroy());
     sock.once('close', () => {
       const i = this.idle.indexOf(c);
       if (i >= 0) this.idle.splice(i, 1);

@@ -63,7 +63,7 @@ describe('schema errors', () => {
       hasIssue(issues, p, /^is required$/);
     }
     // A cluster needs endpoints or a discovery source.
-    hasIssue(issues, 'clusters[0].endpoints', /at least one endpoint \(or a discovery source\)/);
+    hasIssue(issues, 'clusters[0].endpoints', /at least one endpoint \(or a discovery source, or a component\)/);
   });
 
   test('wrong types name the expected type', () => {

@@ -86,14 +86,22 @@ export class RedisListener implements ConnectionHandler {
   fixedTarget(cmd: RespCommand, keys: number[]): Target | null {
     if (this.constant !== null) return this.constant;
     if (this.prefixes.length === 0) return null;
-    if (keys.length > 0) {
-      const b = cmd.buffer;
-      const s = cmd.argStart(keys[0]!);
-      const len = cmd.argEnd(keys[0]!) - s;
-      for (const p of this.prefixes) {
-        const pl = p.prefix.length;
-        if (pl <= len && b.compare(p.prefix, 0, pl, s, s + pl) === 0) return p.target;
-      }
+    return keys.length > 0 ? this.keyTarget(cmd, keys[0]!) : this.catchAll;
+  }
+
+  /** True when different keys of one command may go to different clusters. */
+  get routesByKey(): boolean {
+    return this.prefixes.length > 0;
+  }
+
+  /** The prefix route of key argument k (or the catch-all). */
+  keyTarget(cmd: RespCommand, k: number): Target | null {
+    const b = cmd.buffer;
+    const s = cmd.argStart(k);
+    const len = cmd.argEnd(k) - s;
+    for (const p of this.prefixes) {
+      const pl = p.prefix.length;
+      if (pl <= len && b.compare(p.prefix, 0, pl, s, s + pl) === 0) return p.target;
     }
     return this.catchAll;
   }

@@ -21,7 +21,7 @@ import type { Verdict } from '../../filter';
 import type { Cluster } from '../../routing/cluster';
 import type { Endpoint } from '../../routing/endpoint';
 import { isRedisComponent, type RedisComponent } from '../../components/redis-component';
-import { RespRequestDecoder, RespType, type RespCommand, type RespProtocolError } from './codec';
+import { RespCommand, RespRequestDecoder, RespType, type RespProtocolError } from './codec';
 import { RespWriter, RESP_OK, RESP_PONG, type RespProtocolVersion } from './resp-writer';
 import { commandInfo, extractKeys } from './commands';
 import { parseReply, toResp3, type Resp3Shape } from './resp-value';
@@ -31,6 +31,8 @@ import type { RedisListener, Target } from './listener';
 const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 const NULL_BULK2 = Buffer.from('$-1\r\n');
 const NULL3 = Buffer.from('_\r\n');
+const NULL_IN_ARRAY = Buffer.from('$-1\r\n');
+const NULL_ARRAY_IN_ARRAY = Buffer.from('*-1\r\n');
 
 /** RESP3 shapes of RESP2 replies that change type (maps, sets, doubles, booleans); everything else passes as is. */
 const RESP3_SHAPES = new Map<string, Resp3Shape>([
@@ -48,6 +50,12 @@ const RESP3_SHAPES = new Map<string, Resp3Shape>([
 ]);
 
 let nextSessionId = 1;
+
+interface Place {
+  cluster: Cluster;
+  /** null when a component serves the cluster. */
+  endpoint: Endpoint | null;
+}
 
 /** A place in the reply order. Filled once; written when everything before it is written. */
 export class Slot implements ReplySink {
@@ -245,7 +253,9 @@ export class RedisSession {
     if (this.resp === 2) return raw;
     if (type === RespType.BulkString || type === RespType.Array) {
       if (end - start === 5 && buf[start + 1] === 45 /* - */) return NULL3; // $-1 or *-1
-      const shape = RESP3_SHAPES.get(command);
+      let shape = RESP3_SHAPES.get(command);
+      // Nulls nested in an aggregate (MGET, EXEC ...) must become "_" too: convert when any may be there.
+      if (shape === undefined && type === RespType.Array && (raw.includes(NULL_IN_ARRAY) || raw.includes(NULL_ARRAY_IN_ARRAY))) shape = 'plain';
       if (shape !== undefined) {
         try {
           const w = this.writer;
@@ -385,10 +395,10 @@ export class RedisSession {
     if (STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || this.subscribed || BLOCKING.has(name)) {
       return this.sendDedicated(cluster, cmd, slot);
     }
-    if (cluster.sharded && keys.length > 1) {
-      const eps = keys.map((k) => cluster.shardOf(cmd.buffer, cmd.argStart(k), cmd.argEnd(k)));
-      const first = eps[0]!;
-      if (eps.some((e) => e !== first)) return this.split(cmd, slot, keys, eps, cluster);
+    if (keys.length > 1 && (cluster.sharded || this.l.routesByKey)) {
+      const places = keys.map((k) => this.placeOf(cmd, k, cluster));
+      const first = places[0]!;
+      if (places.some((p) => p.cluster !== first.cluster || p.endpoint !== first.endpoint)) return this.split(cmd, slot, keys, places);
     }
     const ep = this.endpointFor(cluster, cmd, keys);
     if (ep === null) {
@@ -422,35 +432,64 @@ export class RedisSession {
     return ep;
   }
 
-  private split(cmd: RespCommand, slot: Slot, keys: number[], eps: (Endpoint | null)[], cluster: Cluster): void {
+  /** Where one key lives: its cluster (prefix routes) and, unless a component serves it, its endpoint. */
+  private placeOf(cmd: RespCommand, k: number, routed: Cluster): Place {
+    const cluster = this.l.routesByKey ? (this.l.keyTarget(cmd, k)?.cluster ?? routed) : routed;
+    if (cluster.component !== null) return { cluster, endpoint: null };
+    const endpoint = cluster.sharded ? cluster.shardOf(cmd.buffer, cmd.argStart(k), cmd.argEnd(k)) : this.stickyEndpoint(cluster);
+    return { cluster, endpoint };
+  }
+
+  /** Sends each place its share of the keys and merges the replies in key order. */
+  private split(cmd: RespCommand, slot: Slot, keys: number[], places: Place[]): void {
     const name = cmd.name;
     const kind: MergeKind | undefined = name === 'MGET' ? 'mget' : name === 'MSET' ? 'ok' : SUMMED.has(name) ? 'sum' : undefined;
     if (kind === undefined) return this.fill(slot, CROSSSLOT);
-    if (eps.some((e) => e === null)) {
-      return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no endpoint for some keys`, { source: 'upstream' })));
+    const missing = places.find((p) => p.endpoint === null && p.cluster.component === null);
+    if (missing !== undefined) {
+      return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${missing.cluster.name}' has no endpoint for some keys`, { source: 'upstream' })));
     }
-    const groups = new Map<Endpoint, number[]>();
+    const groups = new Map<Cluster, Map<Endpoint | null, number[]>>();
     keys.forEach((k, i) => {
-      const e = eps[i]!;
-      let g = groups.get(e);
-      if (!g) groups.set(e, (g = []));
+      const p = places[i]!;
+      let byEp = groups.get(p.cluster);
+      if (!byEp) groups.set(p.cluster, (byEp = new Map()));
+      let g = byEp.get(p.endpoint);
+      if (!g) byEp.set(p.endpoint, (g = []));
       g.push(k);
     });
     const merge = new SplitMerge(this, slot, kind, keys.length);
-    const w = this.writer;
     const step = name === 'MSET' ? 2 : 1;
     this.inflightShared++;
     slot.side = 1;
-    for (const [ep, ks] of groups) {
-      w.arrayHeader(1 + ks.length * step);
-      w.bulk(cmd.arg(0));
-      for (const k of ks) {
-        w.bulk(cmd.arg(k));
-        if (step === 2) w.bulk(cmd.arg(k + 1));
+    const parts: [Cluster, Endpoint | null, PartSink, Buffer[]][] = [];
+    for (const [cluster, byEp] of groups) {
+      for (const [ep, ks] of byEp) {
+        const args: Buffer[] = [cmd.arg(0)];
+        for (const k of ks) {
+          args.push(cmd.arg(k));
+          if (step === 2) args.push(cmd.arg(k + 1));
+        }
+        parts.push([cluster, ep, merge.add(ks), args]);
       }
+    }
+    // Every part is registered before any can complete (a component answers synchronously).
+    const w = this.writer;
+    for (const [cluster, ep, part, args] of parts) {
+      const comp = cluster.component;
+      if (comp !== null) {
+        if (!isRedisComponent(comp)) {
+          part.onError(new ProxyError(ErrorCode.Internal, `cluster '${cluster.name}' is not served by a Redis component`));
+          continue;
+        }
+        comp.execute(RespCommand.from(args), w, this);
+        const r = Buffer.from(w.take());
+        part.onReply(r, 0, r.length);
+        continue;
+      }
+      w.command(args);
       const frame = w.take();
-      const part = merge.add(ks);
-      this.l.links(cluster).get(ep, this.id).send(frame, 0, frame.length, part);
+      this.l.links(cluster).get(ep!, this.id).send(frame, 0, frame.length, part);
     }
   }
 
@@ -490,16 +529,12 @@ export class RedisSession {
       this.watching = false;
     } else if (name === 'WATCH') this.watching = true;
     else if (name === 'UNWATCH') this.watching = false;
-    if (SUBSCRIBE.has(name)) {
-      // Subscribe confirmations and messages all arrive as pushes; no reply slot waits for them.
-      this.subscribed = true;
+    if (SUBSCRIBE.has(name) || this.subscribed) {
+      // In subscribed mode every frame (confirmations, messages, PING's pong) is forwarded as it
+      // comes, in order: no reply slot waits, since messages could not be told apart from replies.
+      if (SUBSCRIBE.has(name)) this.subscribed = true;
       this.fill(slot, EMPTY);
-      link.send(cmd.buffer, cmd.start, cmd.end, NO_REPLY);
-      return;
-    }
-    if (UNSUBSCRIBE.has(name) && this.subscribed) {
-      this.fill(slot, EMPTY);
-      link.send(cmd.buffer, cmd.start, cmd.end, NO_REPLY);
+      link.sendUnanswered(cmd.buffer, cmd.start, cmd.end);
       return;
     }
     this.inflightDedicated++;
@@ -693,10 +728,8 @@ export class RedisSession {
 }
 
 const EMPTY = Buffer.alloc(0);
-const NO_REPLY: ReplySink = { onReply() {}, onError() {} };
 const SUMMED = new Set(['DEL', 'UNLINK', 'EXISTS', 'TOUCH']);
 const SUBSCRIBE = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE']);
-const UNSUBSCRIBE = new Set(['UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE']);
 const SUBSCRIBED_OK = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'PING', 'QUIT', 'RESET']);
 /** Commands that need the session's own connection on the server. */
 const STATEFUL = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR']);

@@ -122,6 +122,8 @@ export class RedisLink {
     sock.on('error', (err: NodeJS.ErrnoException) =>
       this.fail(new ProxyError(ErrorCode.UpstreamReset, `upstream ${this.endpoint.address}: ${err.code ?? err.message}`, { source: 'upstream', cause: err })),
     );
+    // The server closing its side ends the link: nothing more will be answered.
+    sock.on('end', () => this.fail(new ProxyError(ErrorCode.UpstreamReset, `upstream ${this.endpoint.address} closed the connection`, { source: 'upstream' })));
     sock.on('close', () => this.fail(new ProxyError(ErrorCode.UpstreamReset, `upstream ${this.endpoint.address} closed the connection`, { source: 'upstream' })));
     if (this.out.length > 0) this.schedule();
   }
@@ -135,6 +137,13 @@ export class RedisLink {
     this.out.raw(frame, start, end);
     this.waiting.push(sink);
     this.endpoint.rqTotal.value++;
+    if (this.connected) this.schedule();
+  }
+
+  /** Queues a frame whose answers (if any) arrive as pushes: subscribed mode. */
+  sendUnanswered(frame: Buffer, start: number, end: number): void {
+    if (this.dead) return;
+    this.out.raw(frame, start, end);
     if (this.connected) this.schedule();
   }
 
