@@ -6,6 +6,8 @@
  */
 import { Type, type Static, type TSchema, type TUnsafe } from '@sinclair/typebox';
 import { DURATION_PATTERN } from '../util/duration';
+import { HASH_NAMES } from '../routing/hashing';
+import { DISTRIBUTION_NAMES } from '../routing/ketama';
 
 /** An integer number of milliseconds, or a string like "250ms", "5s", "2m", "1h". */
 export function Duration(description: string, def?: string): TUnsafe<string | number> {
@@ -96,12 +98,13 @@ export const ListenerSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const EndpointSchema = Type.Unsafe<string | { address: string; weight?: number }>({
+export const EndpointSchema = Type.Unsafe<string | { address: string; weight?: number; name?: string }>({
   type: ['string', 'object'],
   description: 'host:port, or {address, weight}. A host name is resolved through DNS (every A/AAAA record becomes an endpoint) and refreshed every dns_refresh.',
   properties: {
     address: { type: 'string', minLength: 1, description: 'host:port' },
-    weight: { type: 'integer', minimum: 1, maximum: 1000, description: 'Relative weight for the weighted balancer (default 1).' },
+    weight: { type: 'integer', minimum: 1, maximum: 1000, description: 'Relative weight for the weighted balancer and for sharding (default 1).' },
+    name: { type: 'string', minLength: 1, description: "Shard name for sharding (twemproxy's server alias); default host:port as written." },
   },
   required: ['address'],
   additionalProperties: false,
@@ -124,6 +127,23 @@ export const ClusterSchema = Type.Object(
       Type.Object(
         { type: Type.String({ description: 'The in-process component serving this cluster (memory, ...). The other keys are its own config.' }) },
         { additionalProperties: true, description: 'An upstream that runs inside Portway. Give endpoints, discovery or component.' },
+      ),
+    ),
+    sharding: Type.Optional(
+      Type.Object(
+        {
+          hash: Type.Optional(
+            Type.Union(HASH_NAMES.map((h) => Type.Literal(h)), { default: 'fnv1a_64', description: 'Key hash function (the names and results of twemproxy).' }),
+          ),
+          distribution: Type.Optional(
+            Type.Union(DISTRIBUTION_NAMES.map((d) => Type.Literal(d)), { default: 'ketama', description: 'How hashes map to endpoints: ketama (consistent), modula, random.' }),
+          ),
+          hash_tag: Type.Optional(Type.String({ minLength: 2, maxLength: 2, description: 'Two characters, e.g. "{}": only the part of a key between them is hashed, so related keys share a shard.' })),
+        },
+        {
+          additionalProperties: false,
+          description: 'Each key belongs to exactly one endpoint, picked by hashing it (twemproxy-compatible: the same keys land on the same servers). The balancer is not used.',
+        },
       ),
     ),
     lb: Type.Optional(

@@ -1,4 +1,6 @@
 import type { RawConfig, RawStringMatch } from './schema';
+import type { HashName } from '../routing/hashing';
+import type { DistributionName } from '../routing/ketama';
 
 /** The normalized, validated configuration: durations in ms, addresses parsed, defaults filled in. */
 export interface Config {
@@ -51,6 +53,8 @@ export interface EndpointConfig {
   weight: number;
   /** Labels a discovery source attached (version, zone, protocol ...). */
   metadata?: Record<string, string>;
+  /** Shard name (twemproxy alias); defaults to `address`. */
+  name?: string;
 }
 
 export interface DiscoveryConfig {
@@ -69,6 +73,8 @@ export interface ClusterConfig {
   discovery: DiscoveryConfig | null;
   /** An in-process component instead of endpoints. */
   component: { type: string; config: Record<string, unknown> } | null;
+  /** Key-hash sharding; null when the cluster is not sharded. */
+  sharding: { hash: HashName; distribution: DistributionName; hashTag: string | null } | null;
   lb: LbPolicy;
   connectTimeoutMs: number;
   maxConnectAttempts: number;

@@ -197,6 +197,15 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
     } else if (c.discovery === undefined && c.component === undefined && (c.endpoints === undefined || c.endpoints.length === 0)) {
       issues.push({ path: `${p}.endpoints`, message: 'a cluster needs at least one endpoint (or a discovery source, or a component)' });
     }
+    if (c.sharding !== undefined) {
+      if (c.discovery !== undefined || c.component !== undefined) issues.push({ path: `${p}.sharding`, message: 'sharding needs static endpoints (the shard order is the order written)' });
+      const shardNames = new Set<string>();
+      (c.endpoints ?? []).forEach((e, j) => {
+        const n = typeof e === 'string' ? e : (e.name ?? e.address);
+        if (shardNames.has(n)) issues.push({ path: `${p}.endpoints[${j}]`, message: `two shards are named '${n}'; give them distinct names` });
+        shardNames.add(n);
+      });
+    }
     if (c.component !== undefined) {
       const cp = `${p}.component`;
       const spec = reg.components.get(c.component.type);
@@ -368,8 +377,15 @@ function normalizeCluster(c: RawCluster): ClusterConfig {
     endpoints: (c.endpoints ?? []).map((e) => {
       const address = typeof e === 'string' ? e : e.address;
       const hp = parseHostPort(address) as { host: string; port: number };
-      return { address, host: hp.host, port: hp.port, weight: typeof e === 'string' ? 1 : (e.weight ?? 1) };
+      return {
+        address,
+        host: hp.host,
+        port: hp.port,
+        weight: typeof e === 'string' ? 1 : (e.weight ?? 1),
+        ...(typeof e !== 'string' && e.name !== undefined ? { name: e.name } : {}),
+      };
     }),
+    sharding: c.sharding ? { hash: c.sharding.hash ?? 'fnv1a_64', distribution: c.sharding.distribution ?? 'ketama', hashTag: c.sharding.hash_tag ?? null } : null,
     lb: c.lb ?? 'round_robin',
     connectTimeoutMs: parseDuration(c.connect_timeout ?? '5s'),
     maxConnectAttempts: c.max_connect_attempts ?? 3,

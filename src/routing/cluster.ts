@@ -14,6 +14,7 @@ import type { MetricsRegistry, Counter } from '../metrics';
 import type { Logger } from '../logger';
 import { Endpoint } from './endpoint';
 import { createBalancer, type LoadBalancer } from './balancers';
+import { createShardPicker, type ShardPicker } from './ketama';
 
 /**
  * A named set of endpoints with a balancer, passive health and limits.
@@ -33,6 +34,8 @@ export class Cluster {
   /** What endpoints come from: the static list, or the discovery source's last report. */
   private targets: readonly EndpointConfig[];
   private readonly source: DiscoverySource | null = null;
+  private shardPicker: ShardPicker | null = null;
+  private shardEndpoints: (Endpoint | null)[] = [];
   /** Set when the cluster is served in process (component: in config) rather than by endpoints. */
   readonly component: Component | null = null;
   private resolving: Promise<void> | null = null;
@@ -159,6 +162,7 @@ export class Cluster {
       for (const e of this.endpoints) if (!next.includes(e)) this.dropEndpointMetrics(e);
       this.endpoints = Object.freeze(next);
       this.rebuildAvailable(performance.now());
+      this.rebuildShards();
       if (this.needsDns() || this.source) this.log.info({ endpoints: next.map((e) => e.address) }, 'cluster endpoints changed');
     }
   }
@@ -199,12 +203,31 @@ export class Cluster {
 
   /** True when each key belongs to exactly one endpoint (sharding configured). */
   get sharded(): boolean {
-    return false;
+    return this.config.sharding !== null;
   }
 
   /** The endpoint owning a key (buf[start, end)), for sharded clusters; null when it has none. */
-  shardOf(_buf: Buffer, _start: number, _end: number): Endpoint | null {
-    return null;
+  shardOf(buf: Buffer, start: number, end: number): Endpoint | null {
+    const picker = this.shardPicker;
+    if (picker === null) return null;
+    const i = picker.pick(buf, start, end);
+    return i < 0 ? null : (this.shardEndpoints[i] ?? null);
+  }
+
+  /** The endpoint of each shard, in shard order (null for a shard whose address did not resolve). */
+  shards(): readonly (Endpoint | null)[] {
+    return this.shardEndpoints;
+  }
+
+  /** Rebuilt with the endpoint snapshot: shard i is the i-th configured endpoint (its first address). */
+  private rebuildShards(): void {
+    const sh = this.config.sharding;
+    if (sh === null || this.targets.length === 0) return;
+    this.shardPicker = createShardPicker(
+      { hash: sh.hash, distribution: sh.distribution, hashTag: sh.hashTag },
+      this.targets.map((t) => ({ name: t.name ?? t.address, weight: t.weight })),
+    );
+    this.shardEndpoints = this.targets.map((t) => this.endpoints.find((e) => e.configured === t.address) ?? null);
   }
 
   /** Picks an endpoint for a request, skipping those already tried. */

@@ -26,6 +26,7 @@ const RedisOptionsSchema = Type.Object(
     connections_per_endpoint: Type.Optional(
       Type.Integer({ minimum: 1, maximum: 64, default: 1, description: 'Shared (multiplexed) upstream connections per endpoint. One is usually fastest: writes from all clients coalesce into it.' }),
     ),
+    allow_flush: Type.Optional(Type.Boolean({ default: true, description: 'false: refuse FLUSHALL and FLUSHDB where they would be broadcast to every shard.' })),
     max_bulk_length: Type.Optional(Type.Integer({ minimum: 1, maximum: REDIS_MAX_BULK_LENGTH, description: 'Largest argument accepted from clients (proto-max-bulk-len).' })),
   },
   { additionalProperties: false },
@@ -59,6 +60,7 @@ export const redisProtocol: ProtocolModule = {
       connectionsPerEndpoint: o.connections_per_endpoint ?? 1,
       prefixRoutes: (o.prefix_routes ?? []).map((r) => ({ prefix: Buffer.from(r.prefix), cluster: r.cluster })),
       catchAllCluster: o.catch_all_cluster ?? null,
+      allowFlush: o.allow_flush ?? true,
     });
   },
 };

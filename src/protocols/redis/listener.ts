@@ -21,6 +21,8 @@ export interface RedisOptions {
   connectionsPerEndpoint: number;
   prefixRoutes: { prefix: Buffer; cluster: string }[];
   catchAllCluster: string | null;
+  /** FLUSHALL/FLUSHDB over a sharded cluster are broadcast when true. */
+  allowFlush: boolean;
 }
 
 export interface Target {

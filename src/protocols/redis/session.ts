@@ -24,7 +24,7 @@ import { isRedisComponent, type RedisComponent } from '../../components/redis-co
 import { RespCommand, RespRequestDecoder, RespType, type RespProtocolError } from './codec';
 import { RespWriter, RESP_OK, RESP_PONG, type RespProtocolVersion } from './resp-writer';
 import { commandInfo, extractKeys } from './commands';
-import { parseReply, toResp3, type Resp3Shape } from './resp-value';
+import { parseReply, readAggregateHeader, toResp3, type Resp3Shape } from './resp-value';
 import { RedisLink, type ReplySink } from './upstream';
 import type { RedisListener, Target } from './listener';
 
@@ -97,7 +97,13 @@ class PartSink implements ReplySink {
   }
 }
 
-type MergeKind = 'mget' | 'sum' | 'ok';
+/**
+ * How the replies of a request split over shards become one:
+ * mget: values back in key order; sum: integers added (DEL, EXISTS, DBSIZE);
+ * ok: +OK when all succeeded (MSET, FLUSHALL); concat: arrays joined (KEYS);
+ * first: the first non-null reply (SCRIPT LOAD, RANDOMKEY); and: element-wise AND of 0/1 arrays (SCRIPT EXISTS).
+ */
+type MergeKind = 'mget' | 'sum' | 'ok' | 'concat' | 'first' | 'and';
 
 class SplitMerge {
   parts: PartSink[] = [];
@@ -125,6 +131,31 @@ class SplitMerge {
   private merged(): Buffer {
     for (const p of this.parts) if (p.reply![0] === RespType.Error) return p.reply!;
     if (this.kind === 'ok') return RESP_OK;
+    if (this.kind === 'first') {
+      for (const p of this.parts) if (!isNullReply(p.reply!)) return p.reply!;
+      return this.parts[0]!.reply!;
+    }
+    if (this.kind === 'concat') {
+      let n = 0;
+      const bodies: Buffer[] = [];
+      for (const p of this.parts) {
+        const h = readAggregateHeader(p.reply!);
+        if (h === null || h.count < 0) continue;
+        n += h.count;
+        bodies.push(p.reply!.subarray(h.bodyStart));
+      }
+      return Buffer.concat([Buffer.from(`*${n}\r\n`), ...bodies]);
+    }
+    if (this.kind === 'and') {
+      let acc: boolean[] | null = null;
+      for (const p of this.parts) {
+        const v = parseReply(p.reply!);
+        if (v.type !== 'array') return p.reply!;
+        const bits = v.value.map((e) => e.type === 'integer' && Number(e.value) === 1);
+        acc = acc === null ? bits : acc.map((b, i) => b && (bits[i] ?? false));
+      }
+      return Buffer.from(`*${acc!.length}\r\n${acc!.map((b) => (b ? ':1\r\n' : ':0\r\n')).join('')}`);
+    }
     if (this.kind === 'sum') {
       let n = 0;
       for (const p of this.parts) n += Number(p.reply!.toString('latin1', 1, p.reply!.length - 2));
@@ -395,6 +426,11 @@ export class RedisSession {
     if (STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || this.subscribed || BLOCKING.has(name)) {
       return this.sendDedicated(cluster, cmd, slot);
     }
+    if (keys.length === 0 && cluster.sharded) {
+      if (name === 'SCAN') return this.scanShards(cmd, slot, cluster);
+      const kind = broadcastKind(cmd);
+      if (kind !== undefined) return this.broadcast(cmd, slot, cluster, kind);
+    }
     if (keys.length > 1 && (cluster.sharded || this.l.routesByKey)) {
       const places = keys.map((k) => this.placeOf(cmd, k, cluster));
       const first = places[0]!;
@@ -491,6 +527,78 @@ export class RedisSession {
       const frame = w.take();
       this.l.links(cluster).get(ep!, this.id).send(frame, 0, frame.length, part);
     }
+  }
+
+  /** A whole-keyspace command on a sharded cluster: every shard gets it, the replies are merged. */
+  private broadcast(cmd: RespCommand, slot: Slot, cluster: Cluster, kind: MergeKind): void {
+    if ((cmd.name === 'FLUSHALL' || cmd.name === 'FLUSHDB') && !this.l.options.allowFlush) {
+      return this.err(slot, `ERR ${cmd.name} is disabled on listener '${this.l.name}' (options.allow_flush: false)`);
+    }
+    const eps = this.shardEndpoints(cluster);
+    if (eps === null) {
+      return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has a shard without an endpoint`, { source: 'upstream' })));
+    }
+    const merge = new SplitMerge(this, slot, kind, 0);
+    this.inflightShared++;
+    slot.side = 1;
+    const parts = eps.map(() => merge.add([]));
+    eps.forEach((ep, i) => this.l.links(cluster).get(ep, this.id).send(cmd.buffer, cmd.start, cmd.end, parts[i]!));
+  }
+
+  /**
+   * SCAN over shards: the cursor the client sees is shard + shards * (the shard's own cursor),
+   * so one full iteration visits every shard in turn and keeps SCAN's guarantees.
+   */
+  private scanShards(cmd: RespCommand, slot: Slot, cluster: Cluster): void {
+    const eps = this.shardEndpoints(cluster);
+    if (eps === null) {
+      return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has a shard without an endpoint`, { source: 'upstream' })));
+    }
+    let cursor: bigint;
+    try {
+      cursor = BigInt(cmd.argString(1, 'latin1'));
+      if (cursor < 0n) throw new Error('negative');
+    } catch {
+      return this.err(slot, 'ERR invalid cursor');
+    }
+    const n = BigInt(eps.length);
+    const shard = Number(cursor % n);
+    const inner = cursor / n;
+    const args = cmd.args();
+    args[1] = Buffer.from(inner.toString());
+    const w = this.writer;
+    w.command(args);
+    const frame = w.take();
+    const sink: ReplySink = {
+      onReply: (buf, start, end) => {
+        this.inflightDone(slot);
+        const v = parseReply(buf, start, end);
+        if (v.type !== 'array' || v.value.length !== 2 || v.value[0]!.type !== 'bulk') return this.fill(slot, Buffer.from(buf.subarray(start, end)));
+        const next = BigInt(v.value[0]!.value.toString('latin1'));
+        let out: bigint;
+        if (next !== 0n) out = next * n + BigInt(shard);
+        else out = shard + 1 < eps.length ? BigInt(shard + 1) : 0n;
+        const h = readAggregateHeader(buf, start)!;
+        // Skip the cursor element; keep the keys array bytes as they are.
+        const cur = v.value[0]!.value.length;
+        const keysAt = h.bodyStart + 1 + String(cur).length + 2 + cur + 2;
+        const text = out.toString();
+        this.fill(slot, Buffer.concat([Buffer.from(`*2\r\n$${text.length}\r\n${text}\r\n`), buf.subarray(keysAt, end)]));
+      },
+      onError: (err) => {
+        this.inflightDone(slot);
+        this.fill(slot, this.errorReply(err));
+      },
+    };
+    this.inflightShared++;
+    slot.side = 1;
+    this.l.links(cluster).get(eps[shard]!, this.id).send(frame, 0, frame.length, sink);
+  }
+
+  /** One endpoint per shard, in shard order; null when a shard has none. */
+  private shardEndpoints(cluster: Cluster): Endpoint[] | null {
+    const eps = cluster.shards();
+    return eps.some((e) => e === null) ? null : (eps as Endpoint[]);
   }
 
   private execLocal(comp: RedisComponent, cmd: RespCommand, slot: Slot): void {
@@ -735,6 +843,32 @@ const SUBSCRIBED_OK = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSC
 const STATEFUL = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR']);
 /** Commands that may block the connection they run on. */
 const BLOCKING = new Set(['BLPOP', 'BRPOP', 'BLMOVE', 'BRPOPLPUSH', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP', 'XREAD', 'XREADGROUP', 'WAIT', 'WAITAOF']);
+
+/** Keyless commands that touch the whole keyspace, and how a sharded cluster merges their replies. */
+function broadcastKind(cmd: RespCommand): MergeKind | undefined {
+  switch (cmd.name) {
+    case 'DBSIZE':
+      return 'sum';
+    case 'KEYS':
+      return 'concat';
+    case 'FLUSHALL':
+    case 'FLUSHDB':
+      return 'ok';
+    case 'RANDOMKEY':
+      return 'first';
+    case 'SCRIPT':
+      if (cmd.argc >= 2 && cmd.argEquals(1, 'LOAD')) return 'first';
+      if (cmd.argc >= 2 && cmd.argEquals(1, 'FLUSH')) return 'ok';
+      if (cmd.argc >= 2 && cmd.argEquals(1, 'EXISTS')) return 'and';
+      return undefined;
+    default:
+      return undefined;
+  }
+}
+
+function isNullReply(b: Buffer): boolean {
+  return (b.length === 5 && b[1] === 45) || (b.length === 3 && b[0] === 95);
+}
 
 function bulk(b: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`$${b.length}\r\n`), b, CRLF]);
