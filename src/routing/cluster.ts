@@ -36,6 +36,11 @@ export class Cluster {
   private readonly source: DiscoverySource | null = null;
   private shardPicker: ShardPicker | null = null;
   private shardEndpoints: (Endpoint | null)[] = [];
+  /**
+   * State other parts keep about this cluster (a circuit breaker, outlier
+   * detection), shown in GET /clusters under its key. Keyed by owner name.
+   */
+  readonly reports = new Map<string, () => unknown>();
   /** Set when the cluster is served in process (component: in config) rather than by endpoints. */
   readonly component: Component | null = null;
   private resolving: Promise<void> | null = null;
@@ -282,6 +287,7 @@ export class Cluster {
       dns: this.needsDns() ? { error: this.dnsError, last_resolved: this.lastResolvedAt ? new Date(this.lastResolvedAt).toISOString() : null } : undefined,
       discovery: this.source ? this.source.status() : undefined,
       component: this.component ? { type: this.component.type, capability: this.component.capability, ...this.component.health() } : undefined,
+      ...Object.fromEntries([...this.reports].map(([k, f]) => [k, f()])),
       endpoints: this.endpoints.map((e) => e.toJSON(now)),
     };
   }
