@@ -5,7 +5,7 @@
 import type { Socket } from 'node:net';
 import type { Exchange } from '../../exchange';
 import { ErrorCode, type ProxyError } from '../../errors';
-import type { FilterChain } from '../../filter';
+import type { FilterChain, Invoke } from '../../filter';
 import type { Cluster } from '../../routing/cluster';
 import type { Counter } from '../../metrics';
 import type { Logger } from '../../logger';
@@ -30,6 +30,9 @@ export interface Target {
   /** The exchange the filter chain ran on, when it did (completed once the request is sent). */
   ex?: Exchange;
 }
+
+/** An exchange on the policy path carries its own upstream call. */
+type PolicyExchange = Exchange & { send: (ex: Exchange) => Promise<Buffer> };
 
 interface PrefixRoute {
   prefix: Buffer;
@@ -56,6 +59,7 @@ export class RedisListener implements ConnectionHandler {
   ) {
     this.name = ctx.listener.name;
     this.chain = ctx.chain;
+    this.invokeComposed = ctx.chain.compose<Buffer>((ex) => (ex as PolicyExchange).send(ex));
     this.log = ctx.logger;
     this.idleTimeoutMs = ctx.listener.idleTimeoutMs;
     const commands = ctx.metrics.counter('portway_redis_commands_total', 'Redis commands received.', { listener: this.name });
@@ -112,6 +116,17 @@ export class RedisListener implements ConnectionHandler {
   defaultTarget(): Target | null {
     return this.constant ?? this.catchAll;
   }
+
+  /**
+   * Runs one request through the around-policies, composed once per
+   * generation; `send` is the request's own upstream call.
+   */
+  invoke(ex: Exchange, send: (ex: Exchange) => Promise<Buffer>): Promise<Buffer> {
+    (ex as PolicyExchange).send = send;
+    return this.invokeComposed(ex);
+  }
+
+  private readonly invokeComposed: Invoke<Buffer>;
 
   links(cluster: Cluster): SharedLinks {
     let l = this.shared.get(cluster);

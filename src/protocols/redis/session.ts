@@ -63,6 +63,8 @@ export class Slot implements ReplySink {
   data: Buffer | null = null;
   /** Where it was sent: 0 nowhere (local), 1 a shared link, 2 the dedicated link. */
   side: 0 | 1 | 2 = 0;
+  /** The exchange the filter chain saw, completed (access log, stats) when the reply is in. */
+  ex: Exchange | null = null;
   /** Called with the raw reply instead of storing it (split requests merge their parts). */
   constructor(
     readonly session: RedisSession,
@@ -229,6 +231,13 @@ export class RedisSession {
 
   fill(slot: Slot, data: Buffer): void {
     slot.data = data;
+    const ex = slot.ex;
+    if (ex !== null) {
+      slot.ex = null;
+      ex.info['reply_bytes'] = data.length;
+      if (ex.error === null && data[0] === RespType.Error) ex.info['reply_error'] = data.toString('latin1', 1, Math.min(data.length - 2, 120));
+      this.l.chain.complete(ex);
+    }
     if (slot !== this.head) return;
     let s: Slot | null = slot;
     while (s !== null && s.data !== null) {
@@ -410,13 +419,13 @@ export class RedisSession {
   private rejected(slot: Slot, ex: Exchange, err: ProxyError): void {
     ex.error = err;
     this.l.stats.countError(err.code);
+    slot.ex = ex;
     this.fill(slot, this.errorReply(err));
-    this.l.chain.complete(ex);
   }
 
   private forward(cmd: RespCommand, slot: Slot, keys: number[], target: Target): void {
     const cluster = target.cluster;
-    if (target.ex) this.l.chain.complete(target.ex);
+    if (target.ex) slot.ex = target.ex;
     const comp = cluster.component;
     if (comp !== null) {
       if (!isRedisComponent(comp)) return this.err(slot, `ERR cluster '${cluster.name}' is served by a '${comp.type}' component, which does not speak Redis`);
@@ -436,10 +445,12 @@ export class RedisSession {
       const first = places[0]!;
       if (places.some((p) => p.cluster !== first.cluster || p.endpoint !== first.endpoint)) return this.split(cmd, slot, keys, places);
     }
+    if (target.ex !== undefined && !this.l.chain.direct) return this.viaPolicies(cmd, slot, keys, cluster, target.ex);
     const ep = this.endpointFor(cluster, cmd, keys);
     if (ep === null) {
       return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream' })));
     }
+    if (target.ex) target.ex.endpoint = ep;
     if (this.inflightDedicated > 0) {
       this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: false });
       return;
@@ -466,6 +477,49 @@ export class RedisSession {
       this.sticky.set(cluster, ep);
     }
     return ep;
+  }
+
+  /**
+   * The path through around-policies (timeout, retry, circuit breaker): the
+   * upstream call becomes a promise the policies can race, repeat or refuse.
+   * Only single-target requests take it; split, broadcast and dedicated-link
+   * requests do not (their replies depend on connection state or many shards).
+   */
+  private viaPolicies(cmd: RespCommand, slot: Slot, keys: number[], cluster: Cluster, ex: Exchange): void {
+    const held = copyCommand(cmd);
+    const heldKeys = keys.slice();
+    this.inflightShared++;
+    slot.side = 1;
+    this.l.invoke(ex, (e) => this.sendOnce(held, heldKeys, cluster, e)).then(
+      (reply) => {
+        this.inflightDone(slot);
+        this.fill(slot, this.adaptReply(held.name, reply, 0, reply.length, reply[0]!));
+      },
+      (err) => {
+        const pe = toProxyError(err);
+        ex.error = pe;
+        this.l.stats.countError(pe.code);
+        this.inflightDone(slot);
+        this.fill(slot, this.errorReply(pe));
+      },
+    );
+  }
+
+  /** One upstream try of a request, as a promise of its raw reply. */
+  private sendOnce(cmd: RespCommand, keys: number[], cluster: Cluster, ex: Exchange): Promise<Buffer> {
+    return new Promise((resolve, reject) => {
+      const ep = this.endpointFor(cluster, cmd, keys);
+      if (ep === null) {
+        reject(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream', retryable: true }));
+        return;
+      }
+      ex.endpoint = ep;
+      ex.attempts++;
+      this.l.links(cluster).get(ep, this.id).send(cmd.buffer, cmd.start, cmd.end, {
+        onReply: (buf, start, end) => resolve(buf.subarray(start, end)),
+        onError: reject,
+      });
+    });
   }
 
   /** Where one key lives: its cluster (prefix routes) and, unless a component serves it, its endpoint. */
