@@ -199,6 +199,9 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
     }
     if (c.sharding !== undefined) {
       if (c.discovery !== undefined || c.component !== undefined) issues.push({ path: `${p}.sharding`, message: 'sharding needs static endpoints (the shard order is the order written)' });
+      if (c.sharding.hash_tag !== undefined && Buffer.byteLength(c.sharding.hash_tag) !== 2) {
+        issues.push({ path: `${p}.sharding.hash_tag`, message: 'must be two single-byte characters, such as "{}"' });
+      }
       const shardNames = new Set<string>();
       (c.endpoints ?? []).forEach((e, j) => {
         const n = typeof e === 'string' ? e : (e.name ?? e.address);

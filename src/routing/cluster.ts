@@ -230,7 +230,8 @@ export class Cluster {
     if (sh === null || this.targets.length === 0) return;
     this.shardPicker = createShardPicker(
       { hash: sh.hash, distribution: sh.distribution, hashTag: sh.hashTag },
-      this.targets.map((t) => ({ name: t.name ?? t.address, weight: t.weight })),
+      // twemproxy's server name: the alias, else "host:port" as written, else the host alone for port 11211.
+      this.targets.map((t) => ({ name: t.name ?? (t.port === 11211 ? t.host : t.address), weight: t.weight })),
     );
     this.shardEndpoints = this.targets.map((t) => this.endpoints.find((e) => e.configured === t.address) ?? null);
   }

@@ -4,8 +4,10 @@
  *
  * Every function hashes key[start, end) of a byte array in place (the key can
  * stay inside the request buffer) and returns an unsigned 32-bit integer.
- * Arithmetic is 32-bit: Math.imul for products, `>>> 0` / `| 0` to wrap.
- * Nothing is allocated per call.
+ * Arithmetic is 32-bit: Math.imul for products, `| 0` to wrap. Nothing is
+ * allocated per call. The hot path (hashFunctionInt32) gets the same 32 bits
+ * as a signed int32: V8 boxes a returned number above 2^31 - 1 as a heap
+ * number when the call is not inlined, i.e. an allocation per key.
  *
  * Where twemproxy differs from the textbook algorithm, it is on purpose here:
  *
@@ -36,7 +38,7 @@
 
 import { CRC16_XMODEM_TABLE } from './redis-slot';
 
-/** A hash over key[start, end): an unsigned 32-bit integer. */
+/** A hash over key[start, end): a 32-bit integer (unsigned, or for hashFunctionInt32 the same bits as int32). */
 export type KeyHash = (key: Uint8Array, start: number, end: number) => number;
 
 export type HashName =
@@ -94,7 +96,7 @@ function oneAtATimeCore(key: Uint8Array, start: number, end: number, sx: number)
   h = (h + (h << 3)) | 0;
   h ^= h >>> 11;
   h = (h + (h << 15)) | 0;
-  return h >>> 0;
+  return h;
 }
 
 // ---------------------------------------------------------------- FNV
@@ -112,7 +114,7 @@ function fnv1Core(key: Uint8Array, start: number, end: number, sx: number, basis
     const b = key[i]!;
     h = Math.imul(h, prime) ^ (b | (sx & -(b >> 7)));
   }
-  return h >>> 0;
+  return h;
 }
 
 /** FNV-1a: XOR the byte, then multiply. */
@@ -122,7 +124,7 @@ function fnv1aCore(key: Uint8Array, start: number, end: number, sx: number, basi
     const b = key[i]!;
     h = Math.imul(h ^ (b | (sx & -(b >> 7))), prime);
   }
-  return h >>> 0;
+  return h;
 }
 
 // ---------------------------------------------------------------- CRC
@@ -139,28 +141,24 @@ const CRC32_TABLE: Int32Array = (() => {
 })();
 
 /** twemproxy crc16: CRC16/XMODEM in an unmasked 32-bit register (see the file comment). */
-export function crc16(key: Uint8Array, start: number, end: number): number {
+function crc16Core(key: Uint8Array, start: number, end: number): number {
   const t = CRC16_XMODEM_TABLE;
   let crc = 0;
   for (let i = start; i < end; i++) crc = (crc << 8) ^ t[((crc >>> 8) ^ key[i]!) & 0xff]!;
-  return crc >>> 0;
+  return crc;
 }
 
-function crc32Raw(key: Uint8Array, start: number, end: number): number {
+/** The standard CRC-32 (twemproxy crc32a), as int32. */
+function crc32Core(key: Uint8Array, start: number, end: number): number {
   const t = CRC32_TABLE;
   let crc = -1;
   for (let i = start; i < end; i++) crc = (crc >>> 8) ^ t[(crc ^ key[i]!) & 0xff]!;
   return ~crc;
 }
 
-/** twemproxy crc32 (libmemcached's): bits 16..30 of the standard CRC-32. */
+/** twemproxy crc32 (libmemcached's): bits 16..30 of the standard CRC-32 (always a small positive number). */
 export function crc32(key: Uint8Array, start: number, end: number): number {
-  return (crc32Raw(key, start, end) >>> 16) & 0x7fff;
-}
-
-/** twemproxy crc32a: the standard CRC-32. */
-export function crc32a(key: Uint8Array, start: number, end: number): number {
-  return crc32Raw(key, start, end) >>> 0;
+  return (crc32Core(key, start, end) >>> 16) & 0x7fff;
 }
 
 // ---------------------------------------------------------------- MD5 (RFC 1321)
@@ -242,9 +240,9 @@ function md5Into(key: Uint8Array, start: number, end: number): void {
 }
 
 /** twemproxy md5: digest bytes 0..3 as a little-endian integer (the first MD5 state word). */
-export function md5(key: Uint8Array, start: number, end: number): number {
+function md5Core(key: Uint8Array, start: number, end: number): number {
   md5Into(key, start, end);
-  return md5State[0]! >>> 0;
+  return md5State[0]!;
 }
 
 /** The full MD5 digest of key[start, end), written to out[at, at + 16). For tests and ring building. */
@@ -300,13 +298,13 @@ function hsiehCore(key: Uint8Array, start: number, end: number, sx: number): num
   h = (h + (h >>> 17)) | 0;
   h ^= h << 25;
   h = (h + (h >>> 6)) | 0;
-  return h >>> 0;
+  return h;
 }
 
 // ---------------------------------------------------------------- murmur (MurmurHash2)
 
 /** MurmurHash2, seeded with 0xdeadbeef * length as twemproxy does; 4-byte blocks read little-endian. */
-export function murmur(key: Uint8Array, start: number, end: number): number {
+function murmurCore(key: Uint8Array, start: number, end: number): number {
   const m = 0x5bd1e995;
   const len = end - start;
   let h = Math.imul(0xdeadbeef | 0, len) ^ len;
@@ -329,7 +327,7 @@ export function murmur(key: Uint8Array, start: number, end: number): number {
   h ^= h >>> 13;
   h = Math.imul(h, m);
   h ^= h >>> 15;
-  return h >>> 0;
+  return h;
 }
 
 // ---------------------------------------------------------------- jenkins (lookup3 hashlittle)
@@ -338,9 +336,9 @@ export function murmur(key: Uint8Array, start: number, end: number): number {
  * Bob Jenkins' lookup3 hashlittle(): a = b = c = 0xdeadbeef + length +
  * initval; each 12-byte block adds three little-endian words and mixes; the
  * last 1..12 bytes are added the same way (missing bytes count as zero)
- * followed by the final mix; an empty key returns c unmixed.
+ * followed by the final mix; an empty key returns c unmixed. As int32.
  */
-export function lookup3(key: Uint8Array, start: number, end: number, initval: number): number {
+function lookup3Core(key: Uint8Array, start: number, end: number, initval: number): number {
   let len = end - start;
   let a = (0xdeadbeef + len + initval) | 0;
   let b = a;
@@ -360,7 +358,7 @@ export function lookup3(key: Uint8Array, start: number, end: number, initval: nu
     len -= 12;
     p += 12;
   }
-  if (len === 0) return c >>> 0;
+  if (len === 0) return c;
   // Last block: byte i of the remaining ones goes to word i >> 2, at bit 8 * (i & 3).
   let wa = 0;
   let wb = 0;
@@ -382,40 +380,30 @@ export function lookup3(key: Uint8Array, start: number, end: number, initval: nu
   a ^= c; a = (a - ((c << 4) | (c >>> 28))) | 0;
   b ^= a; b = (b - ((a << 14) | (a >>> 18))) | 0;
   c ^= b; c = (c - ((b << 24) | (b >>> 8))) | 0;
-  return c >>> 0;
+  return c;
 }
 
-/** twemproxy jenkins: lookup3 hashlittle() with initval 13. */
-export function jenkins(key: Uint8Array, start: number, end: number): number {
-  return lookup3(key, start, end, 13);
-}
+// ---------------------------------------------------------------- by name
 
-// ---------------------------------------------------------------- the char-width dependent ones, both variants
-
-export const oneAtATime: KeyHash = (k, s, e) => oneAtATimeCore(k, s, e, SX_SIGNED);
-export const fnv1_64: KeyHash = (k, s, e) => fnv1Core(k, s, e, SX_SIGNED, FNV64_BASIS_LO, FNV64_PRIME_LO);
-export const fnv1a_64: KeyHash = (k, s, e) => fnv1aCore(k, s, e, SX_SIGNED, FNV64_BASIS_LO, FNV64_PRIME_LO);
-export const fnv1_32: KeyHash = (k, s, e) => fnv1Core(k, s, e, SX_SIGNED, FNV32_BASIS, FNV32_PRIME);
-export const fnv1a_32: KeyHash = (k, s, e) => fnv1aCore(k, s, e, SX_SIGNED, FNV32_BASIS, FNV32_PRIME);
-export const hsieh: KeyHash = (k, s, e) => hsiehCore(k, s, e, SX_SIGNED);
-
-const SIGNED: Readonly<Record<HashName, KeyHash>> = Object.freeze({
-  one_at_a_time: oneAtATime,
-  md5,
-  crc16,
+/** The int32 cores of every hash, as twemproxy built with signed char (x86) computes them. */
+const INT32_SIGNED: Readonly<Record<HashName, KeyHash>> = Object.freeze({
+  one_at_a_time: (k, s, e) => oneAtATimeCore(k, s, e, SX_SIGNED),
+  md5: md5Core,
+  crc16: crc16Core,
   crc32,
-  crc32a,
-  fnv1_64,
-  fnv1a_64,
-  fnv1_32,
-  fnv1a_32,
-  hsieh,
-  murmur,
-  jenkins,
-});
+  crc32a: crc32Core,
+  fnv1_64: (k, s, e) => fnv1Core(k, s, e, SX_SIGNED, FNV64_BASIS_LO, FNV64_PRIME_LO),
+  fnv1a_64: (k, s, e) => fnv1aCore(k, s, e, SX_SIGNED, FNV64_BASIS_LO, FNV64_PRIME_LO),
+  fnv1_32: (k, s, e) => fnv1Core(k, s, e, SX_SIGNED, FNV32_BASIS, FNV32_PRIME),
+  fnv1a_32: (k, s, e) => fnv1aCore(k, s, e, SX_SIGNED, FNV32_BASIS, FNV32_PRIME),
+  hsieh: (k, s, e) => hsiehCore(k, s, e, SX_SIGNED),
+  murmur: murmurCore,
+  jenkins: (k, s, e) => lookup3Core(k, s, e, 13),
+} satisfies Record<HashName, KeyHash>);
 
-const UNSIGNED: Readonly<Record<HashName, KeyHash>> = Object.freeze({
-  ...SIGNED,
+/** The same with unsigned char (arm64, ppc64el, s390x builds): only the byte-widening functions differ. */
+const INT32_UNSIGNED: Readonly<Record<HashName, KeyHash>> = Object.freeze({
+  ...INT32_SIGNED,
   one_at_a_time: (k, s, e) => oneAtATimeCore(k, s, e, SX_UNSIGNED),
   fnv1_64: (k, s, e) => fnv1Core(k, s, e, SX_UNSIGNED, FNV64_BASIS_LO, FNV64_PRIME_LO),
   fnv1a_64: (k, s, e) => fnv1aCore(k, s, e, SX_UNSIGNED, FNV64_BASIS_LO, FNV64_PRIME_LO),
@@ -424,13 +412,44 @@ const UNSIGNED: Readonly<Record<HashName, KeyHash>> = Object.freeze({
   hsieh: (k, s, e) => hsiehCore(k, s, e, SX_UNSIGNED),
 } satisfies Record<HashName, KeyHash>);
 
+const unsigned = (f: KeyHash): KeyHash => (k, s, e) => f(k, s, e) >>> 0;
+const UINT32_SIGNED = Object.fromEntries(HASH_NAMES.map((n) => [n, unsigned(INT32_SIGNED[n])])) as Record<HashName, KeyHash>;
+const UINT32_UNSIGNED = Object.fromEntries(HASH_NAMES.map((n) => [n, unsigned(INT32_UNSIGNED[n])])) as Record<HashName, KeyHash>;
+
+// Each twemproxy hash by its own name (x86 char signedness), unsigned 32-bit results.
+export const oneAtATime: KeyHash = UINT32_SIGNED.one_at_a_time;
+export const md5: KeyHash = UINT32_SIGNED.md5;
+export const crc16: KeyHash = UINT32_SIGNED.crc16;
+export const crc32a: KeyHash = UINT32_SIGNED.crc32a;
+export const fnv1_64: KeyHash = UINT32_SIGNED.fnv1_64;
+export const fnv1a_64: KeyHash = UINT32_SIGNED.fnv1a_64;
+export const fnv1_32: KeyHash = UINT32_SIGNED.fnv1_32;
+export const fnv1a_32: KeyHash = UINT32_SIGNED.fnv1a_32;
+export const hsieh: KeyHash = UINT32_SIGNED.hsieh;
+export const murmur: KeyHash = UINT32_SIGNED.murmur;
+export const jenkins: KeyHash = UINT32_SIGNED.jenkins;
+
+/** lookup3 hashlittle() with any initval (twemproxy's jenkins is initval 13); unsigned. */
+export function lookup3(key: Uint8Array, start: number, end: number, initval: number): number {
+  return lookup3Core(key, start, end, initval) >>> 0;
+}
+
 export function isHashName(name: string): name is HashName {
   return (HASH_NAMES as readonly string[]).includes(name);
 }
 
-/** The twemproxy hash called `name`, as a twemproxy built with that char signedness computes it. */
-export function hashFunction(name: HashName, chars: CharSignedness = 'signed'): KeyHash {
-  const f = (chars === 'unsigned' ? UNSIGNED : SIGNED)[name];
+function lookUp(table: Readonly<Record<HashName, KeyHash>>, name: HashName): KeyHash {
+  const f = isHashName(name) ? table[name] : undefined;
   if (f === undefined) throw new RangeError(`unknown hash ${JSON.stringify(name)}; expected one of ${HASH_NAMES.join(', ')}`);
   return f;
+}
+
+/** The twemproxy hash called `name`, as a twemproxy built with that char signedness computes it; unsigned 32-bit results. */
+export function hashFunction(name: HashName, chars: CharSignedness = 'signed'): KeyHash {
+  return lookUp(chars === 'unsigned' ? UINT32_UNSIGNED : UINT32_SIGNED, name);
+}
+
+/** The same hash returning its 32 bits as a signed int32 (no heap number per call): for the per-key path. */
+export function hashFunctionInt32(name: HashName, chars: CharSignedness = 'signed'): KeyHash {
+  return lookUp(chars === 'unsigned' ? INT32_UNSIGNED : INT32_SIGNED, name);
 }

@@ -7,14 +7,16 @@
  *
  *   points(s) = 4 * floor(weight(s) / W * 160 / 4 * n)
  *
- * evaluated in single-precision float step by step, as twemproxy does
- * (weights 1,2,3 give 80, 160, 240 points, but other weight sets lose a point
- * group to float rounding, so this must be float, not exact arithmetic). For
- * i = 0 .. points(s)/4 - 1 the string "<name>-<i>" (i in decimal) is MD5ed and
- * the digest yields four points: its bytes 0-3, 4-7, 8-11 and 12-15, each read
- * little-endian. All points are sorted by value (ties keep the server order
- * below, as glibc's merge-sort qsort does). A key goes to the owner of the first point
- * whose value is >= hash(key), wrapping to the first point past the end.
+ * evaluated in single-precision float step by step, as twemproxy's C does.
+ * It is not exact arithmetic: weights 3,6,7,6,3 give the weight-3 servers
+ * 92 points (exactly, 96) and the weight-6 ones 188 (192); nor double: seven
+ * equal servers get 160 points each in float, 156 in double. For i = 0 ..
+ * points(s)/4 - 1 the string "<name>-<i>" (i in decimal, cut to 272 bytes)
+ * is MD5ed and the digest yields four points: its bytes 0-3, 4-7, 8-11 and
+ * 12-15, each read little-endian. All points are sorted by value (ties keep
+ * the server order below, as glibc's merge-sort qsort does). A key goes to
+ * the owner of the first point whose value is >= hash(key), wrapping to the
+ * first point past the end.
  *
  * <name> is what twemproxy calls the server's name: the name written after
  * the address ("127.0.0.1:6379:1 redis-a" -> "redis-a"), else "host:port" as
@@ -45,7 +47,7 @@
  */
 import { createHash } from 'node:crypto';
 import { HashTag } from './hash-tag';
-import { hashFunction, isHashName, HASH_NAMES, type CharSignedness, type HashName, type KeyHash } from './hashing';
+import { hashFunctionInt32, isHashName, HASH_NAMES, type CharSignedness, type HashName, type KeyHash } from './hashing';
 
 export type DistributionName = 'ketama' | 'modula' | 'random';
 export const DISTRIBUTION_NAMES: readonly DistributionName[] = Object.freeze(['ketama', 'modula', 'random']);
@@ -68,6 +70,7 @@ export interface ShardServer {
 
 /** Maps a key hash to a server index (into the array the distribution was built from). */
 export interface Distribution {
+  /** hash: 32 bits, as uint32 or as the same bits in an int32. */
   dispatch(hash: number): number;
 }
 
@@ -154,11 +157,12 @@ export class KetamaContinuum implements Distribution {
     const v = this.values;
     const n = v.length;
     if (n === 0) return -1;
+    const h = hash >>> 0;
     let lo = 0;
     let hi = n;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (v[mid]! < hash) lo = mid + 1;
+      if (v[mid]! < h) lo = mid + 1;
       else hi = mid;
     }
     return this.owners[lo === n ? 0 : lo]!;
@@ -281,6 +285,7 @@ class TwemproxyShardPicker implements ShardPicker {
 
   constructor(
     readonly servers: readonly ShardServer[],
+    /** Returns int32 (hashFunctionInt32). */
     private readonly hash: KeyHash,
     private readonly tag: HashTag | null,
     private readonly dist: Distribution,
@@ -290,6 +295,16 @@ class TwemproxyShardPicker implements ShardPicker {
   }
 
   hashKey(key: Uint8Array, start = 0, end = key.length): number {
+    return this.hashInt32(key, start, end) >>> 0;
+  }
+
+  pick(key: Uint8Array, start = 0, end = key.length): number {
+    if (this.single) return 0;
+    return this.dist.dispatch(this.hashInt32(key, start, end));
+  }
+
+  /** The hash as int32 so that no heap number is made per key (see hashing.ts). */
+  private hashInt32(key: Uint8Array, start: number, end: number): number {
     const tag = this.tag;
     if (tag !== null) {
       tag.apply(key, start, end);
@@ -298,17 +313,13 @@ class TwemproxyShardPicker implements ShardPicker {
     }
     return end > start ? this.hash(key, start, end) : 0;
   }
-
-  pick(key: Uint8Array, start = 0, end = key.length): number {
-    if (this.single) return 0;
-    return this.dist.dispatch(this.hashKey(key, start, end));
-  }
 }
 
 /**
  * Builds a picker for one set of servers, in config order (and, optionally,
- * which of them are live); pick() returns indexes into that array. The distribution is computed here, once; pick() is a hash and a
- * binary search. Build a new picker when the server set or health changes.
+ * which of them are live); pick() returns indexes into that array. The
+ * distribution is computed here, once; pick() is a hash and a binary search.
+ * Build a new picker when the server set or their health changes.
  */
 export function createShardPicker(opts: ShardPickerOptions, servers: readonly ShardServer[], live?: ArrayLike<boolean>): ShardPicker {
   const hashName = opts.hash ?? 'fnv1a_64';
@@ -339,7 +350,7 @@ export function createShardPicker(opts: ShardPickerOptions, servers: readonly Sh
     }
   }
   const frozen = Object.freeze(servers.map((s) => Object.freeze({ name: s.name, weight: s.weight })));
-  return new TwemproxyShardPicker(frozen, hashFunction(hashName, opts.chars), tag, createDistribution(distName, frozen, live, opts.random));
+  return new TwemproxyShardPicker(frozen, hashFunctionInt32(hashName, opts.chars), tag, createDistribution(distName, frozen, live, opts.random));
 }
 
 // ---------------------------------------------------------------- twemproxy server lines
