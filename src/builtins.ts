@@ -13,6 +13,7 @@ import { rateLimitFilter } from '../filters/rate_limit';
 import type { Registries } from './config/validate';
 import { DiscoveryRegistry } from './routing/discovery/source';
 import { ComponentRegistry } from './components/component';
+import { memoryComponent } from './components/memory';
 
 export function builtinFilters(): FilterRegistry {
   return new FilterRegistry().register(accessLogFilter).register(routerFilter).register(rateLimitFilter).register(faultFilter);
@@ -27,7 +28,7 @@ export function builtinDiscovery(): DiscoveryRegistry {
 }
 
 export function builtinComponents(): ComponentRegistry {
-  return new ComponentRegistry();
+  return new ComponentRegistry().register(memoryComponent);
 }
 
 export interface Builtins {

@@ -213,6 +213,11 @@ export class RedisSession {
     );
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('error', () => socket.destroy());
+    // The client half-closed: answer what it sent, then close our side (the listener allows half-open sockets).
+    socket.on('end', () => {
+      this.closing = true;
+      if (this.head === null && !this.flushScheduled) this.socket.end();
+    });
     socket.on('close', () => this.onClose());
     if (l.idleTimeoutMs > 0) socket.setTimeout(l.idleTimeoutMs, () => this.onIdle());
   }
