@@ -6,18 +6,22 @@ import { runCli, waitReady, tempDir, REPO } from '../helpers/portway';
 import { echoServer, dial, roundTrip, untilClosed, freePort, http, waitFor, tcpServer } from '../helpers/net';
 
 describe('process lifecycle (the CLI as a subprocess)', () => {
-  test('the embedded default config runs with nothing else installed', async (t) => {
+  test('the embedded default config runs with nothing else installed: a Redis listener served in process', async (t) => {
     const admin = await freePort();
+    const redisPort = await freePort();
     const dir = tempDir();
     mkdirSync(join(dir, 'config'));
-    // Same file, admin moved to a free port so the test never collides with a running Portway.
-    const text = readFileSync(join(REPO, 'config/portway.yaml'), 'utf8').replace('127.0.0.1:9901', `127.0.0.1:${admin}`);
-    assert.notEqual(text, readFileSync(join(REPO, 'config/portway.yaml'), 'utf8'), 'the default names admin 127.0.0.1:9901');
+    // Same file, fixed ports moved to free ones so the test never collides with a running Portway.
+    const original = readFileSync(join(REPO, 'config/portway.yaml'), 'utf8');
+    assert.ok(original.includes('127.0.0.1:9901') && original.includes('127.0.0.1:6380'), 'the default names admin 9901 and Redis 6380');
+    const text = original.replace('127.0.0.1:9901', `127.0.0.1:${admin}`).replace('127.0.0.1:6380', `127.0.0.1:${redisPort}`);
     writeFileSync(join(dir, 'config/portway.yaml'), text);
     // No -c: `run` picks config/portway.yaml in the working directory, as `npm start` does.
     const c = runCli(['run'], { cwd: dir });
     t.after(() => c.proc.kill('SIGKILL'));
     await waitReady(`http://127.0.0.1:${admin}`);
+    const reply = (await roundTrip(redisPort, '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n')).toString();
+    assert.equal(reply, '+OK\r\n$1\r\nv\r\n');
     c.proc.kill('SIGTERM');
     assert.equal(await c.exited, 0, c.stderr());
   });
