@@ -228,6 +228,31 @@ clusters:
     assert.match(out.text, /MSET \(10 keys\): [0-9.]+ requests per second/);
   });
 
+  test('backpressure: a client that pipelines without reading replies stops being read', async () => {
+    const s = connect(port, '127.0.0.1');
+    await new Promise((r) => s.once('connect', r));
+    s.pause(); // never reads replies
+    const cmd = Buffer.from('*2\r\n$3\r\nGET\r\n$3\r\nbig\r\n'.repeat(1000));
+    const r = c();
+    await r.set('big', Buffer.alloc(4096, 'x'));
+    let sent = 0;
+    let blocked = false;
+    while (sent < 2_000_000) {
+      sent += 1000;
+      if (!s.write(cmd)) {
+        const drained = await Promise.race([new Promise<boolean>((res) => s.once('drain', () => res(true))), sleep(500).then(() => false)]);
+        if (!drained) {
+          blocked = true;
+          break;
+        }
+      }
+    }
+    assert.ok(blocked, 'writes to Portway block once it stops reading');
+    assert.ok(sent < 2_000_000, `stopped after ${sent} commands`);
+    assert.equal(await r.ping(), 'PONG', 'other clients are served meanwhile');
+    s.destroy();
+  });
+
   test('upstream down: commands fail at once with a clear -ERR; service resumes when it is back', async () => {
     const r = c({ maxRetriesPerRequest: 0, enableOfflineQueue: false });
     await new Promise((resolve) => r.once('ready', resolve));

@@ -183,6 +183,9 @@ export class RedisSession {
   private tail: Slot | null = null;
   private out: Buffer[] = [];
   private flushScheduled = false;
+  /** Requests without their reply written yet. */
+  private pending = 0;
+  private writeBlocked = false;
   private closing = false;
   resp: RespProtocolVersion = 2;
   db = 0;
@@ -226,6 +229,8 @@ export class RedisSession {
 
   private newSlot(command: string): Slot {
     const s = new Slot(this, command);
+    // Backpressure: a client that pipelines faster than upstreams answer stops being read.
+    if (++this.pending === MAX_PENDING) this.socket.pause();
     if (this.tail === null) this.head = this.tail = s;
     else {
       this.tail.next = s;
@@ -248,6 +253,7 @@ export class RedisSession {
     while (s !== null && s.data !== null) {
       this.out.push(s.data);
       s = s.next;
+      if (--this.pending === RESUME_PENDING && !this.closing && !this.writeBlocked) this.socket.resume();
     }
     this.head = s;
     if (s === null) this.tail = null;
@@ -277,8 +283,16 @@ export class RedisSession {
     const out = this.out;
     if (out.length === 0 || this.socket.destroyed) return;
     this.out = [];
-    if (out.length === 1) this.socket.write(out[0]!);
-    else this.socket.write(Buffer.concat(out));
+    const ok = out.length === 1 ? this.socket.write(out[0]!) : this.socket.write(Buffer.concat(out));
+    if (!ok && !this.writeBlocked) {
+      // A client that does not read its replies stops being read too.
+      this.writeBlocked = true;
+      this.socket.pause();
+      this.socket.once('drain', () => {
+        this.writeBlocked = false;
+        if (!this.closing && this.pending < MAX_PENDING) this.socket.resume();
+      });
+    }
     if (this.closing && this.head === null) this.socket.end();
   }
 
@@ -895,6 +909,9 @@ export class RedisSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Requests a session may have waiting before it stops reading the client, and where it starts again. */
+const MAX_PENDING = 16384;
+const RESUME_PENDING = 8192;
 const SUMMED = new Set(['DEL', 'UNLINK', 'EXISTS', 'TOUCH']);
 const SUBSCRIBE = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE']);
 const SUBSCRIBED_OK = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'PING', 'QUIT', 'RESET']);
