@@ -12,6 +12,10 @@ import { faultFilter } from '../filters/fault';
 import { rateLimitFilter } from '../filters/rate_limit';
 import type { Registries } from './config/validate';
 import { DiscoveryRegistry } from './routing/discovery/source';
+import { dnsSrvDiscovery } from './routing/discovery/dns-srv';
+import { fileDiscovery } from './routing/discovery/file';
+import { zookeeperDiscovery } from './routing/discovery/zookeeper';
+import { etcdDiscovery } from './routing/discovery/etcd';
 import { ComponentRegistry } from './components/component';
 import { memoryComponent } from './components/memory';
 
@@ -24,7 +28,7 @@ export function builtinProtocols(): ProtocolRegistry {
 }
 
 export function builtinDiscovery(): DiscoveryRegistry {
-  return new DiscoveryRegistry();
+  return new DiscoveryRegistry().register(dnsSrvDiscovery).register(fileDiscovery).register(zookeeperDiscovery).register(etcdDiscovery);
 }
 
 export function builtinComponents(): ComponentRegistry {
