@@ -8,8 +8,11 @@ import { tcpProtocol } from './protocols/tcp';
 import { redisProtocol } from './protocols/redis';
 import { accessLogFilter } from '../filters/access_log';
 import { routerFilter } from '../filters/router';
-import { faultFilter } from '../filters/fault';
 import { rateLimitFilter } from '../filters/rate_limit';
+import { faultFilter } from '../filters/fault';
+import { timeoutFilter } from '../filters/timeout';
+import { retryFilter } from '../filters/retry';
+import { circuitBreakerFilter } from '../filters/circuit_breaker';
 import type { Registries } from './config/validate';
 import { DiscoveryRegistry } from './routing/discovery/source';
 import { dnsSrvDiscovery } from './routing/discovery/dns-srv';
@@ -20,7 +23,14 @@ import { ComponentRegistry } from './components/component';
 import { memoryComponent } from './components/memory';
 
 export function builtinFilters(): FilterRegistry {
-  return new FilterRegistry().register(accessLogFilter).register(routerFilter).register(rateLimitFilter).register(faultFilter);
+  return new FilterRegistry()
+    .register(accessLogFilter)
+    .register(routerFilter)
+    .register(rateLimitFilter)
+    .register(faultFilter)
+    .register(timeoutFilter)
+    .register(retryFilter)
+    .register(circuitBreakerFilter);
 }
 
 export function builtinProtocols(): ProtocolRegistry {

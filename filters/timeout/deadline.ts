@@ -1,0 +1,95 @@
+/**
+ * Racing an upstream call against a deadline on the shared timer wheel.
+ * Used by timeout (the request deadline), retry (per_try_timeout) and
+ * circuit_breaker (a call still unanswered at its deadline is a failure).
+ *
+ * When the deadline wins, the call is abandoned: its result is ignored when
+ * it arrives, except that a late upstream connection (the L4 terminal's
+ * UpstreamConnection) is closed and its slot given back, so an abandoned
+ * connect cannot leak a socket or a place under max_connections.
+ */
+import type { Exchange } from '../../src/exchange';
+import type { ProxyError } from '../../src/errors';
+import { sharedTimerWheel, TimerTask, type TimerWheel } from '../../src/util/timer-wheel';
+
+/** Builds the error of a lost race; called only when the deadline wins. */
+export type ExpiryError = (ex: Exchange) => ProxyError;
+
+/** Closes what a call produced after nobody waited for it any more. */
+export function discardLate(value: unknown): void {
+  if (value === null || typeof value !== 'object') return;
+  const v = value as { socket?: { destroy?: unknown }; release?: unknown };
+  if (typeof v.release === 'function' && v.socket !== undefined && typeof v.socket.destroy === 'function') {
+    (v.socket.destroy as () => void).call(v.socket);
+    (v.release as () => void).call(v);
+  }
+}
+
+class DeadlineRace<R> extends TimerTask {
+  settled = false;
+  resolve!: (v: R) => void;
+  reject!: (e: unknown) => void;
+
+  constructor(
+    private readonly wheel: TimerWheel,
+    private readonly ex: Exchange,
+    private readonly expired: ExpiryError,
+  ) {
+    super();
+  }
+
+  onTimer(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.reject(this.expired(this.ex));
+  }
+
+  readonly onValue = (v: R): void => {
+    if (this.settled) {
+      discardLate(v);
+      return;
+    }
+    this.settled = true;
+    this.wheel.cancel(this);
+    this.resolve(v);
+  };
+
+  readonly onError = (e: unknown): void => {
+    if (this.settled) return; // abandoned: nobody waits for this failure
+    this.settled = true;
+    this.wheel.cancel(this);
+    this.reject(e);
+  };
+}
+
+/**
+ * Settles like `call` unless `deadline` (performance.now() clock, the wheel's
+ * clock) passes first; then rejects with expired(ex). A deadline of 0 means
+ * none: `call` is returned as it is.
+ */
+export function raceDeadline<R>(call: Promise<R>, deadline: number, ex: Exchange, expired: ExpiryError, wheel: TimerWheel = sharedTimerWheel): Promise<R> {
+  if (deadline <= 0) return call;
+  const race = new DeadlineRace<R>(wheel, ex, expired);
+  const out = new Promise<R>((resolve, reject) => {
+    race.resolve = resolve;
+    race.reject = reject;
+  });
+  if (deadline <= wheel.now()) {
+    race.settled = true;
+    race.reject(expired(ex));
+    call.then(discardLate, () => {});
+    return out;
+  }
+  wheel.schedule(race, deadline);
+  call.then(race.onValue, race.onError);
+  return out;
+}
+
+/** Calls next(ex), turning a synchronous throw into a rejection. */
+export function callNext<R>(next: (ex: Exchange) => Promise<R>, ex: Exchange): Promise<R> {
+  try {
+    return next(ex);
+  } catch (e) {
+    return Promise.reject(e);
+  }
+}
