@@ -3,6 +3,10 @@
  * benchmark owns the machine while it runs, and a crash in one does not stop
  * the others). Arguments are passed on to each; `--json FILE` collects every
  * benchmark's JSON result under its name.
+ *
+ * Every .ts file in bench/ but lib and this runner is a benchmark (redis,
+ * tcp, and the redis-codec and hashing micro-benchmarks), run in name order;
+ * a new one is picked up without editing this file.
  */
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
