@@ -51,6 +51,16 @@ const RESP3_SHAPES = new Map<string, Resp3Shape>([
 
 let nextSessionId = 1;
 
+/** Sessions with replies to write: one setImmediate per event-loop turn for all of them. */
+let toFlush: RedisSession[] = [];
+let flushQueued = false;
+function flushSessions(): void {
+  flushQueued = false;
+  const list = toFlush;
+  toFlush = [];
+  for (let i = 0; i < list.length; i++) list[i]!.flush();
+}
+
 interface Place {
   cluster: Cluster;
   /** null when a component serves the cluster. */
@@ -275,10 +285,14 @@ export class RedisSession {
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    setImmediate(() => this.flush());
+    toFlush.push(this);
+    if (!flushQueued) {
+      flushQueued = true;
+      setImmediate(flushSessions);
+    }
   }
 
-  private flush(): void {
+  flush(): void {
     this.flushScheduled = false;
     const out = this.out;
     if (out.length === 0 || this.socket.destroyed) return;
