@@ -28,12 +28,25 @@ export class Exchange {
   attempts = 0;
   /** Set when the exchange failed or was answered locally. */
   error: ProxyError | null = null;
-  /** Protocol counters shown in the access log (bytes, status ...). */
-  readonly info: Record<string, string | number | boolean | undefined> = Object.create(null);
-  /** Per-filter state, indexed by the filter's slot in the chain. */
-  readonly filterState: unknown[] = [];
+  private infoRecord: Record<string, string | number | boolean | undefined> | null = null;
+  private stateSlots: unknown[] | null = null;
+  /** performance.now() when the exchange began. */
   readonly startedAt = performance.now();
-  readonly startedWall = Date.now();
+
+  /** Protocol counters shown in the access log (bytes, status ...). Made on first use: most requests never need it. */
+  get info(): Record<string, string | number | boolean | undefined> {
+    return (this.infoRecord ??= Object.create(null) as Record<string, string | number | boolean | undefined>);
+  }
+
+  /** Per-filter state, indexed by the filter's slot in the chain. Made on first use. */
+  get filterState(): unknown[] {
+    return (this.stateSlots ??= []);
+  }
+
+  /** Wall-clock start in ms since the epoch (derived, so no second clock read per request). */
+  get startedWall(): number {
+    return Math.round(performance.timeOrigin + this.startedAt);
+  }
 
   constructor(
     readonly listener: string,
