@@ -13,7 +13,10 @@ import type { ListenerStats } from '../../listener';
 import type { ConnectionHandler, ProtocolBuildContext } from '../protocol';
 import type { RespCommand } from './codec';
 import { allCommands } from './commands';
-import { SharedLinks } from './upstream';
+import { SharedLinks, type RedisLink } from './upstream';
+import { UserTable, type UserConfig } from './acl';
+import { MirrorTarget, type MirrorOptions } from './mirror';
+import { encodeCommand } from './resp-writer';
 import { RedisSession } from './session';
 
 export interface RedisOptions {
@@ -23,6 +26,26 @@ export interface RedisOptions {
   catchAllCluster: string | null;
   /** FLUSHALL/FLUSHDB over a sharded cluster are broadcast when true. */
   allowFlush: boolean;
+  /** Client users; null: no AUTH required (today's behaviour). */
+  users: UserConfig[] | null;
+  /** Per cluster name: what Portway's own connections send first. */
+  upstreams: Map<string, UpstreamAuth>;
+  readReplicas: { primary: string; replicas: string; policy: ReplicaPolicy }[];
+  mirror: MirrorOptions[];
+}
+
+export interface UpstreamAuth {
+  username: string | null;
+  password: string | null;
+  db: number;
+}
+
+export type ReplicaPolicy = 'primary' | 'prefer-replica' | 'replica';
+
+/** Where the read-only commands routed to a primary cluster go. */
+export interface ReadReplicas {
+  replicas: Cluster;
+  policy: ReplicaPolicy;
 }
 
 export interface Target {
@@ -52,6 +75,17 @@ export class RedisListener implements ConnectionHandler {
   private readonly catchAll: Target | null;
   /** When routing cannot depend on the request (one catch-all route, no other filters): that target. */
   private readonly constant: Target | null;
+  /** Client users, or null when clients need not authenticate. */
+  readonly users: UserTable | null;
+  /** Read replicas by primary cluster; null when none are configured. */
+  readonly replicasOf: Map<Cluster, ReadReplicas> | null;
+  /** Shadow clusters; null when nothing is mirrored. */
+  readonly mirrors: MirrorTarget[] | null;
+  readonly authFailures: Counter;
+  /** Handshake frames (AUTH, SELECT) per cluster with upstream credentials, and the configured db. */
+  private readonly setup = new Map<Cluster, { auth: Buffer | null; db: number }>();
+  /** When a refused handshake was last logged, per cluster (one warning per 10 s). */
+  private readonly setupLogged = new Map<Cluster, number>();
 
   constructor(
     ctx: ProtocolBuildContext,
@@ -78,7 +112,57 @@ export class RedisListener implements ConnectionHandler {
     const onlyRouter = ctx.chain.filters.every((f) => f.name === 'router' && f.kind === 'phase') && ctx.chain.direct;
     const simple = routes.length === 1 && routes[0]!.sourceCidr.length === 0 && Object.keys(routes[0]!.attributes).length === 0 && routes[0]!.clusters.length === 1;
     this.constant = this.prefixes.length === 0 && onlyRouter && simple ? { cluster: byName(routes[0]!.clusters[0]!.cluster) } : null;
+    this.users = options.users !== null ? new UserTable(options.users) : null;
+    this.authFailures = ctx.metrics.counter('portway_redis_auth_failures_total', 'Redis AUTH / HELLO AUTH attempts refused.', { listener: this.name });
+    for (const [name, u] of options.upstreams) {
+      let auth: Buffer | null = null;
+      if (u.password !== null) auth = encodeCommand(u.username !== null ? ['AUTH', u.username, u.password] : ['AUTH', u.password]);
+      this.setup.set(byName(name), { auth, db: u.db });
+    }
+    this.replicasOf =
+      options.readReplicas.length > 0 ? new Map(options.readReplicas.map((r) => [byName(r.primary), { replicas: byName(r.replicas), policy: r.policy }])) : null;
+    this.mirrors =
+      options.mirror.length > 0
+        ? options.mirror.map((m) => {
+            const labels = { listener: this.name, cluster: m.cluster };
+            return new MirrorTarget(
+              byName(m.cluster),
+              m.sample,
+              m.writesOnly,
+              ctx.metrics.counter('portway_redis_mirrored_total', 'Requests copied to a shadow cluster.', labels),
+              ctx.metrics.counter('portway_redis_mirror_failures_total', 'Copies to a shadow cluster that failed (error reply, connection error, no endpoint).', labels),
+            );
+          })
+        : null;
   }
+
+  /**
+   * The commands a new connection to the cluster sends first: AUTH with the
+   * configured credentials, then SELECT of `db` (the session's database, or
+   * the configured one when the session's is 0).
+   */
+  handshake(cluster: Cluster, db = 0): Buffer[] {
+    const s = this.setup.get(cluster);
+    const out: Buffer[] = [];
+    if (s !== undefined && s.auth !== null) out.push(s.auth);
+    const n = db !== 0 ? db : (s?.db ?? 0);
+    if (n !== 0) out.push(encodeCommand(['SELECT', String(n)]));
+    return out;
+  }
+
+  /** The database configured for the cluster's connections (0 when none). */
+  baseDb(cluster: Cluster): number {
+    return this.setup.get(cluster)?.db ?? 0;
+  }
+
+  /** Logs a refused handshake without its credentials, at most once per 10 s per cluster. */
+  readonly onSetupError = (link: RedisLink, text: string): void => {
+    const now = performance.now();
+    const last = this.setupLogged.get(link.cluster);
+    if (last !== undefined && now - last < 10_000) return;
+    this.setupLogged.set(link.cluster, now);
+    this.log.warn({ cluster: link.cluster.name, endpoint: link.endpoint.address, reply: text.slice(0, 200) }, 'upstream refused the connection setup (AUTH/SELECT)');
+  };
 
   handle(socket: Socket): void {
     socket.setNoDelay(true);
@@ -131,7 +215,11 @@ export class RedisListener implements ConnectionHandler {
   links(cluster: Cluster): SharedLinks {
     let l = this.shared.get(cluster);
     if (l === undefined) {
-      l = new SharedLinks(cluster, this.options.connectionsPerEndpoint, { connectTimeoutMs: cluster.config.connectTimeoutMs });
+      const handshake = this.handshake(cluster);
+      l = new SharedLinks(cluster, this.options.connectionsPerEndpoint, {
+        connectTimeoutMs: cluster.config.connectTimeoutMs,
+        ...(handshake.length > 0 ? { handshake, onSetupError: this.onSetupError } : {}),
+      });
       this.shared.set(cluster, l);
     }
     return l;

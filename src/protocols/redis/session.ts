@@ -23,7 +23,8 @@ import type { Endpoint } from '../../routing/endpoint';
 import { isRedisComponent, type RedisComponent } from '../../components/redis-component';
 import { RespCommand, RespRequestDecoder, RespType, type RespProtocolError } from './codec';
 import { RespWriter, RESP_OK, RESP_PONG, type RespProtocolVersion } from './resp-writer';
-import { commandInfo, extractKeys } from './commands';
+import { commandInfo, extractKeys, resolveCommand } from './commands';
+import type { AclUser } from './acl';
 import { parseReply, readAggregateHeader, toResp3, type Resp3Shape } from './resp-value';
 import { RedisLink, type ReplySink } from './upstream';
 import type { RedisListener, Target } from './listener';
@@ -215,6 +216,10 @@ export class RedisSession {
   private readonly sticky = new Map<Cluster, Endpoint>();
   private readonly writer = new RespWriter(4096);
   private readonly keyBuf: number[] = [];
+  /** The authenticated user, when the listener has users. */
+  private user: AclUser | null = null;
+  /** A command of the open transaction was refused here: EXEC must abort it. */
+  private multiDenied = false;
 
   constructor(
     private readonly socket: Socket,
@@ -222,7 +227,7 @@ export class RedisSession {
   ) {
     this.decoder = new RespRequestDecoder(
       { onCommand: (cmd) => this.onCommand(cmd), onError: (err) => this.onProtocolError(err) },
-      { maxBulkLength: l.options.maxBulkLength },
+      { maxBulkLength: l.options.maxBulkLength, unauthenticated: l.users !== null },
     );
     socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('error', () => socket.destroy());
@@ -365,6 +370,7 @@ export class RedisSession {
 
   private dispatch(cmd: RespCommand, slot: Slot): void {
     const name = cmd.name;
+    if (this.l.users !== null && this.access(cmd, slot)) return;
     if (this.subscribed && !SUBSCRIBED_OK.has(name)) {
       this.err(slot, `ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
       return;
@@ -387,6 +393,7 @@ export class RedisSession {
       case 'SELECT':
         return this.select(cmd, slot);
       case 'AUTH':
+        if (cmd.argc < 2) return this.err(slot, "ERR wrong number of arguments for 'auth' command");
         return this.err(slot, 'ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?');
       case 'COMMAND':
         if (cmd.argc === 2 && cmd.argEquals(1, 'COUNT')) return this.local(slot, Buffer.from(`:${this.l.commandCount}\r\n`));
@@ -412,6 +419,76 @@ export class RedisSession {
     }
     if (target === null) return; // answered (rejected by a filter, or pending an async filter)
     this.forward(cmd, slot, keys, target);
+  }
+
+  /**
+   * With users configured: AUTH, then NOAUTH before it and NOPERM for what the
+   * user's rules deny, in redis' order (unknown command and arity errors come
+   * first; no_auth commands such as HELLO, QUIT, RESET bypass both checks).
+   * Returns true when the request was answered.
+   */
+  private access(cmd: RespCommand, slot: Slot): boolean {
+    const info = commandInfo(cmd.name);
+    if (info === undefined || !info.arityOk(cmd.argc)) return false;
+    if (info.noAuth) {
+      if (cmd.name !== 'AUTH') return false;
+      this.auth(cmd, slot);
+      return true;
+    }
+    const user = this.user;
+    if (user === null) {
+      this.refuse(cmd, slot, 'NOAUTH Authentication required.');
+      return true;
+    }
+    const denied = user.denied(info, cmd);
+    if (denied === null) return false;
+    this.l.stats.countError(ErrorCode.Forbidden);
+    this.refuse(cmd, slot, `NOPERM this user has no permissions to run the '${denied}' command`);
+    return true;
+  }
+
+  /** As redis' rejectCommand: a refused command inside MULTI dooms the transaction; a refused EXEC discards it. */
+  private refuse(cmd: RespCommand, slot: Slot, text: string): void {
+    if (cmd.name === 'EXEC') {
+      if (this.inMulti) this.discardUpstream();
+      return this.err(slot, `EXECABORT Transaction discarded because of: ${text}`);
+    }
+    if (this.inMulti) this.multiDenied = true;
+    this.err(slot, text);
+  }
+
+  /** Ends the transaction on the dedicated link; its reply answers nobody. */
+  private discardUpstream(): void {
+    this.inMulti = false;
+    this.watching = false;
+    this.multiDenied = false;
+    const link = this.dedicated;
+    if (link === null || !link.usable) return;
+    this.inflightDedicated++;
+    const discard = new Slot(this, 'DISCARD');
+    discard.side = 2;
+    link.send(DISCARD, 0, DISCARD.length, discard);
+  }
+
+  /** AUTH password | AUTH username password. */
+  private auth(cmd: RespCommand, slot: Slot): void {
+    if (cmd.argc > 3) return this.err(slot, 'ERR syntax error');
+    const u = this.login(cmd.argc === 2 ? 'default' : cmd.arg(1), cmd.arg(cmd.argc - 1));
+    if (u === null) return this.err(slot, WRONGPASS);
+    this.local(slot, RESP_OK);
+  }
+
+  /** Checks credentials; on success the session runs as that user. Passwords are never logged. */
+  private login(name: Buffer | string, password: Buffer): AclUser | null {
+    const u = this.l.users!.authenticate(name, password);
+    if (u === null) {
+      this.l.authFailures.inc();
+      this.l.log.debug({ client: this.socket.remoteAddress, user: name.toString().slice(0, 64) }, 'redis AUTH refused');
+      return null;
+    }
+    this.user = u;
+    this.decoder.unauthenticated = false;
+    return u;
   }
 
   /** Chooses the cluster: prefix routes on the first key, else the filter chain's router. */
@@ -457,17 +534,18 @@ export class RedisSession {
   }
 
   private forward(cmd: RespCommand, slot: Slot, keys: number[], target: Target): void {
-    const cluster = target.cluster;
+    let cluster = target.cluster;
     if (target.ex) slot.ex = target.ex;
+    const name = cmd.name;
+    const pinned = STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || this.subscribed || BLOCKING.has(name);
+    if (this.l.replicasOf !== null && !pinned) cluster = this.readCluster(cluster, cmd);
+    if (this.l.mirrors !== null && !pinned) this.mirror(cmd, keys);
     const comp = cluster.component;
     if (comp !== null) {
       if (!isRedisComponent(comp)) return this.err(slot, `ERR cluster '${cluster.name}' is served by a '${comp.type}' component, which does not speak Redis`);
       return this.execLocal(comp, cmd, slot);
     }
-    const name = cmd.name;
-    if (STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || this.subscribed || BLOCKING.has(name)) {
-      return this.sendDedicated(cluster, cmd, slot);
-    }
+    if (pinned) return this.sendDedicated(cluster, cmd, slot);
     if (keys.length === 0 && cluster.sharded) {
       if (name === 'SCAN') return this.scanShards(cmd, slot, cluster);
       const kind = broadcastKind(cmd);
@@ -491,6 +569,59 @@ export class RedisSession {
     this.inflightShared++;
     slot.side = 1;
     this.l.links(cluster).get(ep, this.id).send(cmd.buffer, cmd.start, cmd.end, slot);
+  }
+
+  /** Read replicas: where a command routed to a primary cluster goes (read-only commands per policy, the rest to the primary). */
+  private readCluster(primary: Cluster, cmd: RespCommand): Cluster {
+    const rr = this.l.replicasOf!.get(primary);
+    if (rr === undefined || rr.policy === 'primary') return primary;
+    const info = resolveCommand(cmd);
+    if (info === undefined || !info.readonly) return primary;
+    if (rr.policy === 'replica') return rr.replicas;
+    return hasUsableEndpoint(rr.replicas) ? rr.replicas : primary;
+  }
+
+  /** Copies the request to each shadow cluster whose sampling draws it; replies are dropped by the target (its own sink). */
+  private mirror(cmd: RespCommand, keys: number[]): void {
+    const mirrors = this.l.mirrors!;
+    const info = resolveCommand(cmd);
+    for (let i = 0; i < mirrors.length; i++) {
+      const m = mirrors[i]!;
+      if (m.writesOnly && (info === undefined || !info.write)) continue;
+      if (!m.draw()) continue;
+      const c = m.cluster;
+      m.sent.inc();
+      const comp = c.component;
+      if (comp !== null) {
+        const w = this.writer;
+        try {
+          if (!isRedisComponent(comp)) throw new Error('not a Redis component');
+          comp.execute(cmd, w, this);
+          const r = w.take();
+          if (r[0] === RespType.Error) m.failed.inc();
+        } catch {
+          w.discard();
+          m.failed.inc();
+        }
+        continue;
+      }
+      let ep: Endpoint | null;
+      if (c.sharded) {
+        // A shadow's shards may split the keys differently: copy only what one shard holds whole.
+        if (keys.length === 0) continue;
+        ep = c.shardOf(cmd.buffer, cmd.argStart(keys[0]!), cmd.argEnd(keys[0]!));
+        let whole = true;
+        for (let k = 1; k < keys.length && whole; k++) whole = c.shardOf(cmd.buffer, cmd.argStart(keys[k]!), cmd.argEnd(keys[k]!)) === ep;
+        if (!whole) continue;
+      } else ep = this.stickyEndpoint(c);
+      const link = ep !== null ? this.l.links(c).get(ep, this.id) : null;
+      // A shadow that does not keep up loses copies rather than holding memory.
+      if (link === null || link.inflight >= MIRROR_MAX_INFLIGHT) {
+        m.failed.inc();
+        continue;
+      }
+      link.send(cmd.buffer, cmd.start, cmd.end, m);
+    }
   }
 
   private endpointFor(cluster: Cluster, cmd: RespCommand, keys: number[]): Endpoint | null {
@@ -718,9 +849,15 @@ export class RedisSession {
       return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream' })));
     }
     const name = cmd.name;
+    if (name === 'EXEC' && this.multiDenied) {
+      // As redis: a command refused inside MULTI aborts the transaction at EXEC.
+      this.discardUpstream();
+      return this.err(slot, 'EXECABORT Transaction discarded because of previous errors.');
+    }
     if (name === 'MULTI') this.inMulti = true;
     else if (name === 'EXEC' || name === 'DISCARD') {
       this.inMulti = false;
+      this.multiDenied = false;
       this.watching = false;
     } else if (name === 'WATCH') this.watching = true;
     else if (name === 'UNWATCH') this.watching = false;
@@ -741,10 +878,10 @@ export class RedisSession {
     if (this.dedicated !== null && this.dedicated.usable) return this.dedicated;
     const ep = this.stickyEndpoint(cluster);
     if (ep === null) return null;
-    const handshake = this.db !== 0 ? [Buffer.from(`*2\r\n$6\r\nSELECT\r\n$${String(this.db).length}\r\n${this.db}\r\n`)] : [];
     this.dedicated = new RedisLink(ep, cluster, {
       connectTimeoutMs: cluster.config.connectTimeoutMs,
-      handshake,
+      handshake: this.l.handshake(cluster, this.db),
+      onSetupError: this.l.onSetupError,
       onPush: (buf, start, end) => this.onPush(buf, start, end),
       onClose: (link) => {
         if (this.dedicated === link) {
@@ -806,13 +943,21 @@ export class RedisSession {
       if (v !== 2 && v !== 3) return this.err(slot, 'NOPROTO unsupported protocol version');
       proto = v;
     }
+    let setName: Buffer | null = null;
+    let authAt = 0;
     for (let i = 2; i < cmd.argc; i++) {
       if (cmd.argEquals(i, 'SETNAME') && i + 1 < cmd.argc) {
-        this.name = Buffer.from(cmd.arg(++i));
+        setName = cmd.arg(++i);
       } else if (cmd.argEquals(i, 'AUTH') && i + 2 < cmd.argc) {
-        return this.err(slot, 'WRONGPASS invalid username-password pair or user is disabled.');
+        authAt = i;
+        i += 2;
       } else return this.err(slot, `ERR Syntax error in HELLO option '${cmd.argString(i)}'`);
     }
+    if (authAt > 0) {
+      if (this.l.users === null || this.login(cmd.arg(authAt + 1), cmd.arg(authAt + 2)) === null) return this.err(slot, WRONGPASS);
+    }
+    if (this.l.users !== null && this.user === null) return this.err(slot, HELLO_NOAUTH);
+    if (setName !== null) this.name = Buffer.from(setName);
     this.resp = proto;
     const w = this.writer;
     const fields: [string, string | number][] = [
@@ -877,7 +1022,9 @@ export class RedisSession {
       // The database is connection state on the server: from now on this session talks over its own link.
       if (this.dedicated !== null && this.dedicated.usable) {
         this.db = n;
-        this.sendDedicated(target.cluster, cmd, slot);
+        // SELECT 0 means the database configured for the cluster (upstreams.<cluster>.db).
+        const base = n === 0 ? this.l.baseDb(target.cluster) : 0;
+        this.sendDedicated(target.cluster, base !== 0 ? RespCommand.from(['SELECT', String(base)]) : cmd, slot);
         return;
       }
       this.db = n;
@@ -886,6 +1033,12 @@ export class RedisSession {
   }
 
   private reset(slot: Slot): void {
+    if (this.l.users !== null) {
+      // As redis: back to the default user, which has a password here, so not authenticated.
+      this.user = null;
+      this.decoder.unauthenticated = true;
+    }
+    this.multiDenied = false;
     this.resp = 2;
     this.db = 0;
     this.name = null;
@@ -923,9 +1076,22 @@ export class RedisSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
+const HELLO_NOAUTH =
+  'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time';
+const DISCARD = Buffer.from('*1\r\n$7\r\nDISCARD\r\n');
+
+/** A cluster with a non-ejected endpoint (or served in process). */
+function hasUsableEndpoint(c: Cluster): boolean {
+  if (c.component !== null) return true;
+  const eps = c.usable();
+  return eps.length > 0 && !eps[0]!.isEjected(performance.now());
+}
 /** Requests a session may have waiting before it stops reading the client, and where it starts again. */
 const MAX_PENDING = 16384;
 const RESUME_PENDING = 8192;
+/** Copies waiting for a shadow's replies on one link beyond which more are dropped (and counted as failed). */
+const MIRROR_MAX_INFLIGHT = 10000;
 const SUMMED = new Set(['DEL', 'UNLINK', 'EXISTS', 'TOUCH']);
 const SUBSCRIBE = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE']);
 const SUBSCRIBED_OK = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'PING', 'QUIT', 'RESET']);

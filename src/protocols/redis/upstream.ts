@@ -56,6 +56,8 @@ export interface LinkOptions {
   onPush?: (buf: Buffer, start: number, end: number) => void;
   /** Called once when the link can no longer be used. */
   onClose?: (link: RedisLink) => void;
+  /** Called when the server refuses a handshake command (wrong AUTH ...), with its error text. */
+  onSetupError?: (link: RedisLink, text: string) => void;
 }
 
 const pendingFlush = new Set<RedisLink>();
@@ -84,7 +86,7 @@ export class RedisLink {
 
   constructor(
     readonly endpoint: Endpoint,
-    private readonly cluster: Cluster,
+    readonly cluster: Cluster,
     private readonly opts: LinkOptions,
   ) {
     const hs = opts.handshake ?? [];
@@ -165,6 +167,7 @@ export class RedisLink {
       this.handshakeLeft--;
       if (type === RespType.Error || type === RespType.BulkError) {
         const text = buf.toString('latin1', start + 1, end - 2);
+        this.opts.onSetupError?.(this, text);
         this.fail(new ProxyError(ErrorCode.UpstreamConnect, `upstream ${this.endpoint.address} refused the connection setup: ${text}`, { source: 'upstream' }));
       }
       return;
