@@ -1,14 +1,16 @@
 /**
  * Helpers shared by the benchmarks: child processes that are always cleaned
- * up, readiness probes, CPU accounting from /proc, percentiles and a plain
- * text table. No benchmark logic lives here.
+ * up, readiness probes, CPU accounting from /proc, percentiles, a plain
+ * text table, the report tables and the command line the benchmarks share.
+ * No benchmark logic lives here.
  */
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** The repository root (this file runs from dist/bench/). */
 export const REPO = resolve(__dirname, '../..');
@@ -322,4 +324,166 @@ export function table(header: string[], rows: string[][]): string {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  ');
   return [line(header), ...rows.map(line)].join('\n');
+}
+
+// ------------------------------------------------------------------ reports
+
+/** CPU% (100 = one core) of the load generator, the upstream server and the proxy (NaN when not in the path). */
+export interface CpuShare {
+  generator: number;
+  upstream: number;
+  proxy: number;
+  /** The whole machine, kernel time included (up to 100 x cores). */
+  machine: number;
+}
+
+/** CPU% of the machine not charged to the benchmark's processes above which a measurement is flagged. */
+export const OTHER_LOAD_WARN_PCT = 30;
+
+/**
+ * Rows of a comparison table: per metric its value on every column (path),
+ * then Portway's value as a ratio of each base. A metric measured nowhere is
+ * left out.
+ */
+export function comparisonRows<P>(
+  metrics: Array<[string, (p: P) => number | undefined]>,
+  cols: P[],
+  portway: P | undefined,
+  ratioCols: Array<[string, P | undefined]>,
+): string[][] {
+  const rows: string[][] = [];
+  for (const [name, get] of metrics) {
+    const vals = cols.map((c) => get(c) ?? NaN);
+    if (vals.every((v) => !Number.isFinite(v))) continue;
+    const pv = portway ? (get(portway) ?? NaN) : NaN;
+    rows.push([name, ...vals.map((v) => fmt(v)), ...ratioCols.map(([, base]) => ratio(pv, base ? (get(base) ?? NaN) : NaN))]);
+  }
+  return rows;
+}
+
+/** A measurement (a row label and where to find it in a path's results) that carries CPU shares. */
+export type CpuMeasurement<P> = [string, (p: P) => { cpu: CpuShare } | undefined];
+
+/** Rows of the CPU table: "generator / upstream / proxy / machine" per column, '-' where not measured; rows measured nowhere are left out. */
+export function cpuRows<P>(measurements: Array<CpuMeasurement<P>>, cols: P[]): string[][] {
+  const rows: string[][] = [];
+  for (const [name, get] of measurements) {
+    const cells = cols.map((c) => {
+      const m = get(c);
+      return m ? `${fmt(m.cpu.generator, 2)} / ${fmt(m.cpu.upstream, 2)} / ${fmt(m.cpu.proxy, 2)} / ${fmt(m.cpu.machine, 2)}` : '-';
+    });
+    if (cells.every((c) => c === '-')) continue;
+    rows.push([name, ...cells]);
+  }
+  return rows;
+}
+
+/**
+ * The warning about measurements during which the machine used more than
+ * OTHER_LOAD_WARN_PCT of CPU beyond `ours` (the benchmark's processes), or
+ * null when there were none.
+ */
+export function otherLoadWarning<P>(measurements: Array<CpuMeasurement<P>>, cols: P[], label: (p: P) => string, ours: (cpu: CpuShare) => number): string | null {
+  const disturbed: string[] = [];
+  for (const [name, get] of measurements) {
+    for (const c of cols) {
+      const m = get(c);
+      if (!m) continue;
+      const other = m.cpu.machine - ours(m.cpu);
+      if (other > OTHER_LOAD_WARN_PCT) disturbed.push(`${label(c)} ${name} (+${Math.round(other)} %)`);
+    }
+  }
+  if (!disturbed.length) return null;
+  return `CPU used outside the benchmark's processes (other load on the machine?) during: ${disturbed.join(', ')}; treat those figures with care.`;
+}
+
+// ------------------------------------------------------------------ command line
+
+export const say = (s: string) => process.stderr.write(s + '\n');
+
+type FlagsConfig = NonNullable<ParseArgsConfig['options']>;
+/** The parsed values of a benchmark's own flags and the common ones. */
+type BenchFlags<O extends FlagsConfig> = ReturnType<typeof parseArgs<{ args: string[]; options: O & typeof COMMON_FLAGS }>>['values'];
+
+/** The flags every benchmark takes besides its own. */
+const COMMON_FLAGS = {
+  quick: { type: 'boolean' },
+  json: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/**
+ * Parses a benchmark's own flags and the common ones (--quick, also
+ * BENCH_QUICK=1; --json FILE; --help, which prints `help` and answers null).
+ */
+export function parseBenchArgs<O extends FlagsConfig>(argv: string[], options: O, help: string): { values: BenchFlags<O>; quick: boolean } | null {
+  const { values } = parseArgs({ args: argv, options: { ...options, ...COMMON_FLAGS } });
+  const common = values as { quick?: boolean; help?: boolean };
+  if (common.help) {
+    process.stdout.write(help);
+    return null;
+  }
+  return { values: values as BenchFlags<O>, quick: common.quick === true || process.env['BENCH_QUICK'] === '1' };
+}
+
+/** Starts a path, trying again (up to 3 times in all) when it fails to start. */
+export async function startWithRetries<T>(path: string, start: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start();
+    } catch (e) {
+      // The ports were free when picked, but anything else on the machine may take one before the proxy binds it.
+      if (attempt === 3) throw e;
+      say(`bench: ${path} did not start (${(e as Error).message.split('\n')[0]}); retrying`);
+    }
+  }
+}
+
+/** A proxy that failed to become ready is stopped before the error goes on. */
+export async function stopOnError<T>(child: Child, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (e) {
+    await child.stop();
+    throw e;
+  }
+}
+
+/**
+ * A benchmark's command line: parses the options (2 on bad ones, 0 after
+ * --help), runs, prints the report, writes the JSON result when asked; 1 when
+ * a path failed.
+ */
+export async function benchMain<O extends { json: string | null }, R extends { paths: Partial<Record<string, { error?: string }>> }>(
+  argv: string[],
+  bench: { help: string; parse: (argv: string[]) => O | null; run: (opts: O) => Promise<R>; report: (r: R) => string },
+): Promise<number> {
+  let opts: O | null;
+  try {
+    opts = bench.parse(argv);
+  } catch (e) {
+    process.stderr.write(`bench: ${(e as Error).message}\n\n${bench.help}`);
+    return 2;
+  }
+  if (!opts) return 0;
+  const result = await bench.run(opts);
+  process.stdout.write(bench.report(result) + '\n');
+  if (opts.json) {
+    writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
+    say(`bench: results written to ${opts.json}`);
+  }
+  return Object.values(result.paths).some((p) => p?.error) ? 1 : 0;
+}
+
+/** Runs a benchmark's main as the process: exits with its code (a negative one keeps the process running), 1 on a crash. */
+export function runAsMain(main: (argv: string[]) => Promise<number>): void {
+  main(process.argv.slice(2)).then(
+    (code) => {
+      if (code >= 0) process.exit(code);
+    },
+    (e: Error) => {
+      process.stderr.write(`bench: ${e.stack ?? String(e)}\n`);
+      process.exit(1);
+    },
+  );
 }

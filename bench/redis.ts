@@ -17,28 +17,35 @@ import { connect } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import {
+  benchMain,
   Children,
+  comparisonRows,
   CpuMeter,
-  fmt,
+  cpuRows,
   freePort,
   httpGet,
   machineLine,
+  otherLoadWarning,
+  parseBenchArgs,
   PORTWAY_CLI,
-  ratio,
   REPO,
   requireDebianTool,
+  runAsMain,
+  say,
+  startWithRetries,
+  stopOnError,
   table,
   waitForHttp200,
   waitForPort,
   type Child,
+  type CpuMeasurement,
+  type CpuShare,
 } from './lib';
 
 const HOST = '127.0.0.1';
 /** Machine CPU% beyond our own processes' above which a phase is flagged as disturbed (as in bench/tcp). */
-const OTHER_LOAD_WARN_PCT = 30;
 /** The measured run's -n is never above this, whatever the probe said. */
 const MAX_REQUESTS = 50_000_000;
 
@@ -70,14 +77,8 @@ function testSpec(name: TestName, pipeline: number): TestSpec {
   }
 }
 
-export interface CpuShare {
-  /** CPU% (100 = one core) of redis-benchmark, redis-server and the proxy (NaN when not in the path). */
-  generator: number;
-  upstream: number;
-  proxy: number;
-  /** The whole machine, kernel time included (up to 100 x cores). */
-  machine: number;
-}
+/** CPU% of redis-benchmark (generator), redis-server (upstream) and the proxy. */
+export type { CpuShare };
 
 export interface TestResult {
   /** redis-benchmark's name of the test, e.g. "MSET (10 keys)". */
@@ -256,16 +257,6 @@ async function portwayNotes(admin: number, notes: Record<string, unknown>): Prom
   }
 }
 
-/** A proxy that failed to become ready is stopped before the error goes on. */
-async function stopOnError<T>(child: Child, p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (e) {
-    await child.stop();
-    throw e;
-  }
-}
-
 interface PathContext {
   children: Children;
   tmp: string;
@@ -388,25 +379,20 @@ const HELP = `node dist/bench/redis.js [options]   (or: npm run bench)
 `;
 
 function parseOptions(argv: string[]): Options | null {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean' },
+  const parsed = parseBenchArgs(
+    argv,
+    {
       seconds: { type: 'string' },
       clients: { type: 'string' },
       pipeline: { type: 'string' },
       tests: { type: 'string' },
       paths: { type: 'string' },
       'cpu-prof': { type: 'string' },
-      json: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return null;
-  }
-  const quick = values.quick === true || process.env['BENCH_QUICK'] === '1';
+    HELP,
+  );
+  if (!parsed) return null;
+  const { values, quick } = parsed;
   const num = (flag: string | undefined, name: string, env: string | null, dflt: number, min: number): number => {
     const raw = flag ?? (env ? process.env[env] : undefined);
     if (raw === undefined || raw === '') return dflt;
@@ -430,24 +416,13 @@ function parseOptions(argv: string[]): Options | null {
   };
 }
 
-const say = (s: string) => process.stderr.write(s + '\n');
-
 function version(bin: string, args: string[]): string {
   const r = spawnSync(bin, args, { encoding: 'utf8' });
   return `${r.stdout}${r.stderr}`.split('\n')[0]!.trim();
 }
 
 async function runPath(path: PathName, opts: Options, ctx: PathContext & { benchBin: string; upstream: Child }): Promise<PathResult> {
-  let running: RunningPath | undefined;
-  for (let attempt = 1; !running; attempt++) {
-    try {
-      running = await startPath(path, ctx);
-    } catch (e) {
-      // The ports were free when picked, but anything else on the machine may take one before the proxy binds it.
-      if (attempt === 3) throw e;
-      say(`bench: ${path} did not start (${(e as Error).message.split('\n')[0]}); retrying`);
-    }
-  }
+  const running = await startWithRetries(path, () => startPath(path, ctx));
   const result: PathResult = { label: running.label, tests: {}, notes: running.notes };
   try {
     for (const name of opts.tests) {
@@ -545,6 +520,7 @@ function testLabel(name: TestName, r: RedisBenchResult): string {
 
 export function report(r: RedisBenchResult): string {
   const cols = ALL_PATHS.filter((p) => r.paths[p] !== undefined && !r.paths[p]!.skipped);
+  const paths = cols.map((c) => r.paths[c]!);
   const label = (p: PathName) => r.paths[p]!.label;
   const pw = r.paths.portway;
   const tw = r.paths.twemproxy;
@@ -561,42 +537,18 @@ export function report(r: RedisBenchResult): string {
       [`${testLabel(t, r)} requests/s`, (p) => p.tests[t]?.rps],
       ['  p50 ms', (p) => p.tests[t]?.p50Ms],
     ];
-    for (const [name, get] of metrics) {
-      const vals = cols.map((c) => get(r.paths[c]!) ?? NaN);
-      if (vals.every((v) => !Number.isFinite(v))) continue;
-      const pv = pw ? (get(pw) ?? NaN) : NaN;
-      rows.push([name, ...vals.map((v) => fmt(v)), ...ratioCols.map(([, base]) => ratio(pv, get(base) ?? NaN))]);
-    }
+    rows.push(...comparisonRows(metrics, paths, pw, ratioCols));
   }
   const lines = [table(header, rows)];
 
-  const cpuRows: string[][] = [];
-  for (const t of r.options.tests) {
-    const cells = cols.map((c) => {
-      const m = r.paths[c]!.tests[t];
-      return m ? `${fmt(m.cpu.generator, 2)} / ${fmt(m.cpu.upstream, 2)} / ${fmt(m.cpu.proxy, 2)} / ${fmt(m.cpu.machine, 2)}` : '-';
-    });
-    if (cells.every((c) => c === '-')) continue;
-    cpuRows.push([testLabel(t, r), ...cells]);
+  const cpuMetrics = r.options.tests.map((t): CpuMeasurement<PathResult> => [testLabel(t, r), (p) => p.tests[t]]);
+  const cpu = cpuRows(cpuMetrics, paths);
+  if (cpu.length) {
+    lines.push('', table([`CPU % (100 = one core): redis-benchmark / redis-server / proxy / machine (of ${cores * 100})`, ...cols.map(label)], cpu));
   }
-  if (cpuRows.length) {
-    lines.push('', table([`CPU % (100 = one core): redis-benchmark / redis-server / proxy / machine (of ${cores * 100})`, ...cols.map(label)], cpuRows));
-  }
-
   // Nearly all loopback work (softirq included) is charged to our processes, so a large remainder is someone else's load.
-  const disturbed: string[] = [];
-  for (const t of r.options.tests) {
-    for (const c of cols) {
-      const m = r.paths[c]!.tests[t];
-      if (!m) continue;
-      const ours = [m.cpu.generator, m.cpu.upstream, m.cpu.proxy].filter(Number.isFinite).reduce((a, b) => a + b, 0);
-      const other = m.cpu.machine - ours;
-      if (other > OTHER_LOAD_WARN_PCT) disturbed.push(`${label(c)} ${testLabel(t, r)} (+${Math.round(other)} %)`);
-    }
-  }
-  if (disturbed.length) {
-    lines.push(`CPU used outside the benchmark's processes (other load on the machine?) during: ${disturbed.join(', ')}; treat those figures with care.`);
-  }
+  const warning = otherLoadWarning(cpuMetrics, paths, (p) => p.label, (c) => [c.generator, c.upstream, c.proxy].filter(Number.isFinite).reduce((a, b) => a + b, 0));
+  if (warning) lines.push(warning);
 
   const goalText = "Portway at or above twemproxy's throughput at pipeline 1 and above it at pipeline 16";
   if (pw && tw) {
@@ -647,30 +599,8 @@ export function report(r: RedisBenchResult): string {
   return lines.join('\n');
 }
 
-export async function main(argv: string[]): Promise<number> {
-  let opts: Options | null;
-  try {
-    opts = parseOptions(argv);
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (!opts) return 0;
-  const result = await runRedisBench(opts);
-  process.stdout.write(report(result) + '\n');
-  if (opts.json) {
-    writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
-    say(`bench: results written to ${opts.json}`);
-  }
-  return Object.values(result.paths).some((p) => p?.error) ? 1 : 0;
+export function main(argv: string[]): Promise<number> {
+  return benchMain(argv, { help: HELP, parse: parseOptions, run: runRedisBench, report });
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => process.exit(code),
-    (e: Error) => {
-      process.stderr.write(`bench: ${e.stack ?? String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runAsMain(main);

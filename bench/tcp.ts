@@ -22,24 +22,32 @@ import { connect, createServer } from 'node:net';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import {
+  benchMain,
   Children,
+  comparisonRows,
   CpuMeter,
+  cpuRows,
   findExecutable,
-  fmt,
   freePort,
   httpGet,
   machineLine,
+  otherLoadWarning,
+  parseBenchArgs,
   percentile,
   PORTWAY_CLI,
-  ratio,
   REPO,
   requireDebianTool,
+  runAsMain,
+  say,
+  startWithRetries,
+  stopOnError,
   table,
   waitForHttp200,
   waitForPort,
   type Child,
+  type CpuMeasurement,
+  type CpuShare,
 } from './lib';
 
 const HOST = '127.0.0.1';
@@ -50,7 +58,6 @@ const MODE_DOWNLOAD = 0x44; // 'D'
 const MODE_ECHO = 0x45; // 'E'
 const MiB = 1024 * 1024;
 /** Machine CPU% beyond our own processes' above which a phase is flagged as disturbed; a quiet run stays under ~10. */
-const OTHER_LOAD_WARN_PCT = 30;
 
 // ---------------------------------------------------------------- upstream
 
@@ -211,14 +218,8 @@ function downloadOne(port: number, deadline: number, hardMs: number): Promise<St
   });
 }
 
-export interface CpuShare {
-  /** CPU% (100 = one core) of the load generator, the upstream server and the proxy (NaN for direct). */
-  generator: number;
-  upstream: number;
-  proxy: number;
-  /** The whole machine, kernel time included (up to 100 x cores). */
-  machine: number;
-}
+/** CPU% of the load generator, the upstream server and the proxy (NaN for direct). */
+export type { CpuShare };
 
 export interface BulkResult {
   mibPerSec: number;
@@ -454,16 +455,6 @@ async function haproxyBackendErrors(sock: string): Promise<Record<string, Record
   return out;
 }
 
-/** A proxy that failed to become ready is stopped before the error goes on. */
-async function stopOnError<T>(child: Child, p: Promise<T>): Promise<T> {
-  try {
-    return await p;
-  } catch (e) {
-    await child.stop();
-    throw e;
-  }
-}
-
 async function startPath(path: PathName, ctx: { children: Children; tmp: string; upstreamPort: number; iperfServerPort: number | null; haproxyBin: string | null }): Promise<RunningPath> {
   const { children, tmp, upstreamPort, iperfServerPort } = ctx;
   if (path === 'direct') {
@@ -567,25 +558,20 @@ const HELP = `node dist/bench/tcp.js [options]   (or: npm run bench)
 `;
 
 function parseOptions(argv: string[]): Options | null {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      quick: { type: 'boolean' },
+  const parsed = parseBenchArgs(
+    argv,
+    {
       'bulk-seconds': { type: 'string' },
       'rate-seconds': { type: 'string' },
       streams: { type: 'string' },
       concurrency: { type: 'string' },
       'no-iperf': { type: 'boolean' },
       paths: { type: 'string' },
-      json: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
     },
-  });
-  if (values.help) {
-    process.stdout.write(HELP);
-    return null;
-  }
-  const quick = values.quick === true || process.env['BENCH_QUICK'] === '1';
+    HELP,
+  );
+  if (!parsed) return null;
+  const { values, quick } = parsed;
   const num = (flag: string | undefined, env: string, dflt: number, min: number): number => {
     const raw = flag ?? process.env[env];
     if (raw === undefined || raw === '') return dflt;
@@ -611,19 +597,8 @@ function parseOptions(argv: string[]): Options | null {
   };
 }
 
-const say = (s: string) => process.stderr.write(s + '\n');
-
 async function runPath(path: PathName, opts: Options, ctx: Parameters<typeof startPath>[1] & { upstream: Child; iperfServer: Child | null; iperfBin: string | null }): Promise<PathResult> {
-  let running: RunningPath | undefined;
-  for (let attempt = 1; !running; attempt++) {
-    try {
-      running = await startPath(path, ctx);
-    } catch (e) {
-      // The ports were free when picked, but anything else on the machine may take one before the proxy binds it.
-      if (attempt === 3) throw e;
-      say(`bench: ${path} did not start (${(e as Error).message.split('\n')[0]}); retrying`);
-    }
-  }
+  const running = await startWithRetries(path, () => startPath(path, ctx));
   const result: PathResult = { label: running.label, notes: running.notes };
   try {
     const pids = new Pids(process.pid, ctx.upstream.pid, running.proxy?.pid ?? null);
@@ -692,6 +667,7 @@ export async function runTcpBench(opts: Options): Promise<TcpBenchResult> {
 
 export function report(r: TcpBenchResult): string {
   const cols = ALL_PATHS.filter((p) => r.paths[p] !== undefined);
+  const paths = cols.map((c) => r.paths[c]!);
   const label = (p: PathName) => r.paths[p]!.label;
   const pw = r.paths.portway;
   const h1 = r.paths['haproxy-1t'];
@@ -713,49 +689,23 @@ export function report(r: TcpBenchResult): string {
   ];
   const cores = availableParallelism();
   const header = [`TCP benchmark (Node ${process.version}, ${cores} cores)`, ...cols.map(label), ...ratioCols.map(([n]) => n)];
-  const rows: string[][] = [];
-  for (const [name, get] of metrics) {
-    const vals = cols.map((c) => get(r.paths[c]!) ?? NaN);
-    if (vals.every((v) => !Number.isFinite(v))) continue;
-    const pv = pw ? (get(pw) ?? NaN) : NaN;
-    rows.push([name, ...vals.map((v) => fmt(v)), ...ratioCols.map(([, base]) => ratio(pv, base ? (get(base) ?? NaN) : NaN))]);
-  }
+  const rows = comparisonRows(metrics, paths, pw, ratioCols);
   const lines = [table(header, rows)];
 
-  const cpuRows: string[][] = [];
-  const cpuMetrics: Array<[string, (p: PathResult) => BulkResult | RateResult | undefined]> = [
+  const cpuMetrics: Array<CpuMeasurement<PathResult>> = [
     ['upload (node)', (p) => p.upload],
     ['download (node)', (p) => p.download],
     ['upload (iperf3)', (p) => p.iperfUpload],
     ['download (iperf3)', (p) => p.iperfDownload],
     ['new connections', (p) => p.rate],
   ];
-  for (const [name, get] of cpuMetrics) {
-    const cells = cols.map((c) => {
-      const m = get(r.paths[c]!);
-      return m ? `${fmt(m.cpu.generator, 2)} / ${fmt(m.cpu.upstream, 2)} / ${fmt(m.cpu.proxy, 2)} / ${fmt(m.cpu.machine, 2)}` : '-';
-    });
-    if (cells.every((c) => c === '-')) continue;
-    cpuRows.push([name, ...cells]);
+  const cpu = cpuRows(cpuMetrics, paths);
+  if (cpu.length) {
+    lines.push('', table([`CPU % (100 = one core): generator / upstream / proxy / machine (of ${cores * 100})`, ...cols.map(label)], cpu));
   }
-  if (cpuRows.length) {
-    lines.push('', table([`CPU % (100 = one core): generator / upstream / proxy / machine (of ${cores * 100})`, ...cols.map(label)], cpuRows));
-  }
-
   // Nearly all loopback TCP work is charged to our processes, so a large remainder is someone else's load.
-  const disturbed: string[] = [];
-  for (const [name, get] of cpuMetrics) {
-    for (const c of cols) {
-      const m = get(r.paths[c]!);
-      if (!m) continue;
-      const ours = m.cpu.generator + m.cpu.upstream + (Number.isFinite(m.cpu.proxy) ? m.cpu.proxy : 0);
-      const other = m.cpu.machine - ours;
-      if (other > OTHER_LOAD_WARN_PCT) disturbed.push(`${label(c)} ${name} (+${Math.round(other)} %)`);
-    }
-  }
-  if (disturbed.length) {
-    lines.push(`CPU used outside the benchmark's processes (other load on the machine?) during: ${disturbed.join(', ')}; treat those figures with care.`);
-  }
+  const warning = otherLoadWarning(cpuMetrics, paths, (p) => p.label, (c) => c.generator + c.upstream + (Number.isFinite(c.proxy) ? c.proxy : 0));
+  if (warning) lines.push(warning);
 
   if (pw && h1) {
     const goal = (name: string, a?: number, b?: number) => {
@@ -799,31 +749,7 @@ export async function main(argv: string[]): Promise<number> {
     serveUpstream();
     return -1;
   }
-  let opts: Options | null;
-  try {
-    opts = parseOptions(argv);
-  } catch (e) {
-    process.stderr.write(`bench: ${(e as Error).message}\n\n${HELP}`);
-    return 2;
-  }
-  if (!opts) return 0;
-  const result = await runTcpBench(opts);
-  process.stdout.write(report(result) + '\n');
-  if (opts.json) {
-    writeFileSync(opts.json, JSON.stringify(result, null, 2) + '\n');
-    say(`bench: results written to ${opts.json}`);
-  }
-  return Object.values(result.paths).some((p) => p?.error) ? 1 : 0;
+  return benchMain(argv, { help: HELP, parse: parseOptions, run: runTcpBench, report });
 }
 
-if (require.main === module) {
-  main(process.argv.slice(2)).then(
-    (code) => {
-      if (code >= 0) process.exit(code);
-    },
-    (e: Error) => {
-      process.stderr.write(`bench: ${e.stack ?? String(e)}\n`);
-      process.exit(1);
-    },
-  );
-}
+if (require.main === module) runAsMain(main);

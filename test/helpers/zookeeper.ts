@@ -5,47 +5,18 @@
  * port with a temp data dir. stop()/start() keep the port and the data, so a
  * test can take the registry away and bring it back.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync, openSync, closeSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import * as zookeeper from 'node-zookeeper-client';
-import { freePort, sleep } from './net';
+import { freePort } from './net';
 import { tempDir } from './portway';
+import { ensureDebianBinary, ensureDebianPackage, startProcess, ServerProcess } from './process';
+
+/** Still exported from here for existing importers. */
+export { ensureDebianPackage };
 
 const ZK_JAR = '/usr/share/java/zookeeper.jar';
-
-/**
- * Makes sure a Debian package is installed: as root, apt-get installs it
- * (running apt-get update first when the plain install fails); otherwise the
- * test fails with a message naming the package. Tests never skip.
- */
-export function ensureDebianPackage(pkg: string, present: () => boolean): void {
-  if (present()) return;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`the Debian package '${pkg}' is required by this test: install it with 'apt-get install -y ${pkg}'`);
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '-q', pkg], { env, encoding: 'utf8', timeout: 600_000 });
-  let r = install();
-  if (r.status !== 0) {
-    spawnSync('apt-get', ['update', '-q'], { env, encoding: 'utf8', timeout: 600_000 });
-    r = install();
-  }
-  if (r.status !== 0 || !present()) {
-    throw new Error(`could not install the Debian package '${pkg}' (apt-get exit ${r.status}): ${(r.stderr ?? '').slice(-500)}`);
-  }
-}
-
-function onPath(bin: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${bin}`]).status === 0;
-}
-
-/** Every server process started here, killed if the test process exits without stopping them. */
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const p of live) p.kill('SIGKILL');
-});
 
 /** Sends a four-letter-word command and returns the answer ('' when nothing answers). */
 export function fourLetter(port: number, cmd: string): Promise<string> {
@@ -76,7 +47,7 @@ export interface ZooKeeperServer {
 
 export async function startZooKeeper(): Promise<ZooKeeperServer> {
   ensureDebianPackage('zookeeper', () => existsSync(ZK_JAR));
-  ensureDebianPackage('default-jre-headless', () => onPath('java'));
+  const java = ensureDebianBinary('java', 'default-jre-headless');
   const dir = tempDir('portway-zk-');
   const dataDir = join(dir, 'data');
   mkdirSync(dataDir);
@@ -97,65 +68,39 @@ export async function startZooKeeper(): Promise<ZooKeeperServer> {
       '',
     ].join('\n'),
   );
-  let proc: ChildProcess | null = null;
+  const server = new ServerProcess(
+    () =>
+      startProcess(
+        java,
+        [
+          '-Xmx128m',
+          '-XX:+UseSerialGC',
+          '-XX:TieredStopAtLevel=1',
+          '-Djava.net.preferIPv4Stack=true',
+          '-Dzookeeper.admin.enableServer=false',
+          '-cp',
+          ZK_JAR,
+          'org.apache.zookeeper.server.ZooKeeperServerMain',
+          cfg,
+        ],
+        {
+          name: `ZooKeeper on 127.0.0.1:${port}`,
+          logFile: join(dir, 'server.log'),
+          ready: async () => (await fourLetter(port, 'ruok')) === 'imok' && (await fourLetter(port, 'srvr')).includes('Mode: standalone'),
+        },
+      ),
+    dir,
+  );
 
-  const start = async (): Promise<void> => {
-    if (proc) return;
-    const log = openSync(join(dir, 'server.log'), 'a');
-    const p = spawn(
-      'java',
-      [
-        '-Xmx128m',
-        '-XX:+UseSerialGC',
-        '-XX:TieredStopAtLevel=1',
-        '-Djava.net.preferIPv4Stack=true',
-        '-Dzookeeper.admin.enableServer=false',
-        '-cp',
-        ZK_JAR,
-        'org.apache.zookeeper.server.ZooKeeperServerMain',
-        cfg,
-      ],
-      { stdio: ['ignore', log, log] },
-    );
-    closeSync(log);
-    proc = p;
-    live.add(p);
-    let exited = false;
-    p.on('exit', () => {
-      exited = true;
-      live.delete(p);
-      if (proc === p) proc = null;
-    });
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      if (exited) throw new Error(`ZooKeeper exited during startup; see ${join(dir, 'server.log')}`);
-      if ((await fourLetter(port, 'ruok')) === 'imok' && (await fourLetter(port, 'srvr')).includes('Mode: standalone')) return;
-      if (Date.now() > deadline) throw new Error(`ZooKeeper did not answer on 127.0.0.1:${port} within 30 s; see ${join(dir, 'server.log')}`);
-      await sleep(100);
-    }
-  };
-
-  const stop = async (): Promise<void> => {
-    const p = proc;
-    if (!p) return;
-    const gone = new Promise<void>((r) => p.once('exit', () => r()));
-    p.kill('SIGKILL');
-    await gone;
-    proc = null;
-  };
-
-  await start();
+  await server.start();
   return {
     port,
     servers: `127.0.0.1:${port}`,
     dataDir,
-    running: () => proc !== null,
-    start,
-    stop,
-    close: async () => {
-      await stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
+    running: () => server.running(),
+    start: () => server.start(),
+    stop: () => server.stop(),
+    close: () => server.close(),
   };
 }
 

@@ -1,53 +1,10 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortway, type InProcess } from '../helpers/portway';
-import { tcpServer, roundTrip, http, waitFor, type TestServer } from '../helpers/net';
+import { type InProcess } from '../helpers/portway';
+import { waitFor, type TestServer } from '../helpers/net';
+import { namedEchoes, reached, cluster, endpointsAre, startDiscovered, loadDiscoveryConfig } from '../helpers/discovery';
 import { startSrvDns, type SrvDnsServer } from '../helpers/dns';
-import { builtins } from '../../src/builtins';
-import { loadConfigText } from '../../src/config/load';
 import { srvToEndpoints } from '../../src/routing/discovery/dns-srv';
-
-/** An upstream that answers "<name>:<what it received>" once the client half-closes. */
-function namedEcho(name: string): Promise<TestServer> {
-  return tcpServer(
-    (s) => {
-      const chunks: Buffer[] = [];
-      s.on('data', (c: Buffer) => chunks.push(c));
-      s.on('end', () => s.end(`${name}:${Buffer.concat(chunks).toString()}`));
-    },
-    { allowHalfOpen: true },
-  );
-}
-
-/** Opens n connections through the proxy; returns the names of the upstreams that answered (bytes checked both ways). */
-async function reached(port: number, n: number): Promise<string[]> {
-  const names = new Set<string>();
-  for (let i = 0; i < n; i++) {
-    const reply = (await roundTrip(port, `ping-${i}`)).toString();
-    const [name, echoed] = reply.split(':');
-    assert.equal(echoed, `ping-${i}`, `reply '${reply}'`);
-    names.add(name!);
-  }
-  return [...names].sort();
-}
-
-async function cluster(pw: InProcess, name = 'up'): Promise<any> {
-  const body = (await http('GET', `${pw.admin}/clusters`)).json();
-  return body.clusters.find((c: { name: string }) => c.name === name);
-}
-
-async function endpointsAre(pw: InProcess, addresses: string[], ms = 5000): Promise<any> {
-  const want = [...addresses].sort().join(',');
-  return waitFor(
-    async () => {
-      const c = await cluster(pw);
-      const have = c.endpoints.map((e: { address: string }) => e.address).sort().join(',');
-      return have === want ? c : null;
-    },
-    ms,
-    `endpoints ${want}`,
-  );
-}
 
 const NAME = '_echo._tcp.portway.test';
 
@@ -57,18 +14,11 @@ describe('dns_srv discovery', { timeout: 120_000 }, () => {
   let pw: InProcess;
 
   before(async () => {
-    [a, b, c] = await Promise.all([namedEcho('a'), namedEcho('b'), namedEcho('c')]);
+    [a, b, c] = await namedEchoes();
     dns = await startSrvDns();
     // Targets are host names the cluster resolves itself: "localhost" through the system resolver.
     dns.set(NAME, [{ priority: 10, weight: 5, port: a.port, target: 'localhost' }]);
-    pw = await startPortway(`
-listeners:
-  - { name: main, address: 127.0.0.1:0, protocol: tcp, routes: [{ cluster: up }] }
-clusters:
-  - name: up
-    lb: weighted
-    discovery: { type: dns_srv, name: ${NAME}, resolver: "${dns.address}", refresh: 150ms, timeout: 300ms }
-`);
+    pw = await startDiscovered(`{ type: dns_srv, name: ${NAME}, resolver: "${dns.address}", refresh: 150ms, timeout: 300ms }`, { lb: 'weighted' });
   });
   after(async () => {
     await pw.stop();
@@ -139,13 +89,7 @@ clusters:
   test('no answer at startup: the cluster starts empty after initial_timeout, status says starting and why', async () => {
     const down = await startSrvDns();
     await down.stop(); // a port nothing listens on
-    const p = await startPortway(`
-listeners:
-  - { name: main, address: 127.0.0.1:0, protocol: tcp, routes: [{ cluster: up }] }
-clusters:
-  - name: up
-    discovery: { type: dns_srv, name: ${NAME}, resolver: "${down.address}", refresh: 100ms, timeout: 100ms, initial_timeout: 300ms }
-`);
+    const p = await startDiscovered(`{ type: dns_srv, name: ${NAME}, resolver: "${down.address}", refresh: 100ms, timeout: 100ms, initial_timeout: 300ms }`);
     try {
       const cl = await cluster(p);
       assert.equal(cl.discovery.state, 'starting');
@@ -176,8 +120,7 @@ clusters:
       ).map((e) => `${e.address}/${e.weight}`),
       ['x.example:80/60000', 'y.example:81/1'],
     );
-    const reg = builtins().registries;
-    const load = (extra: string) => loadConfigText(`listeners: []\nclusters:\n  - { name: up, discovery: { type: dns_srv, ${extra} } }\n`, reg);
+    const load = (extra: string) => loadDiscoveryConfig('dns_srv', extra);
     assert.throws(() => load('name: _x._tcp.example, resolver: "dns.example:53"'), /clusters\[0\]\.discovery\.resolver: 'dns\.example:53' is not an IP address/);
     assert.throws(() => load('name: _x._tcp.example, refresh: 10ms'), /discovery\.refresh: must be at least 100ms/);
     assert.throws(() => load('resolver: 127.0.0.1'), /discovery\.name: is required/);

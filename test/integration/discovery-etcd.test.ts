@@ -1,56 +1,13 @@
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startPortway, type InProcess } from '../helpers/portway';
-import { tcpServer, roundTrip, http, waitFor, sleep, type TestServer } from '../helpers/net';
+import { type InProcess } from '../helpers/portway';
+import { waitFor, sleep, type TestServer } from '../helpers/net';
+import { namedEchoes, reached, cluster, endpointsAre, startDiscovered, loadDiscoveryConfig } from '../helpers/discovery';
 import { startEtcd, type EtcdServer } from '../helpers/etcd';
 import { TcpRelay } from '../helpers/zookeeper';
-import { builtins } from '../../src/builtins';
-import { loadConfigText } from '../../src/config/load';
 import { createLogger } from '../../src/logger';
 import type { EndpointConfig } from '../../src/config/types';
 import { endpointFromEtcdValue, etcdDiscovery } from '../../src/routing/discovery/etcd';
-
-/** An upstream that answers "<name>:<what it received>" once the client half-closes. */
-function namedEcho(name: string): Promise<TestServer> {
-  return tcpServer(
-    (s) => {
-      const chunks: Buffer[] = [];
-      s.on('data', (c: Buffer) => chunks.push(c));
-      s.on('end', () => s.end(`${name}:${Buffer.concat(chunks).toString()}`));
-    },
-    { allowHalfOpen: true },
-  );
-}
-
-/** Opens n connections through the proxy; returns the names of the upstreams that answered (bytes checked both ways). */
-async function reached(port: number, n: number): Promise<string[]> {
-  const names = new Set<string>();
-  for (let i = 0; i < n; i++) {
-    const reply = (await roundTrip(port, `ping-${i}`)).toString();
-    const [name, echoed] = reply.split(':');
-    assert.equal(echoed, `ping-${i}`, `reply '${reply}'`);
-    names.add(name!);
-  }
-  return [...names].sort();
-}
-
-async function cluster(pw: InProcess, name = 'up'): Promise<any> {
-  const body = (await http('GET', `${pw.admin}/clusters`)).json();
-  return body.clusters.find((c: { name: string }) => c.name === name);
-}
-
-async function endpointsAre(pw: InProcess, addresses: string[], ms = 10_000): Promise<any> {
-  const want = [...addresses].sort().join(',');
-  return waitFor(
-    async () => {
-      const c = await cluster(pw);
-      const have = c.endpoints.map((e: { address: string }) => e.address).sort().join(',');
-      return have === want ? c : null;
-    },
-    ms,
-    `endpoints ${want}`,
-  );
-}
 
 const PREFIX = '/services/echo/';
 
@@ -61,17 +18,11 @@ describe('etcd discovery', { timeout: 120_000 }, () => {
 
   before(async () => {
     etcd = await startEtcd();
-    [a, b, c] = await Promise.all([namedEcho('a'), namedEcho('b'), namedEcho('c')]);
+    [a, b, c] = await namedEchoes();
     await etcd.put(`${PREFIX}a`, JSON.stringify({ address: a.address, weight: 2, metadata: { zone: 'z1', version: 3 } }));
     // Outside the prefix: not ours.
     await etcd.put('/services/echoes/x', c.address);
-    pw = await startPortway(`
-listeners:
-  - { name: main, address: 127.0.0.1:0, protocol: tcp, routes: [{ cluster: up }] }
-clusters:
-  - name: up
-    discovery: { type: etcd, endpoints: ["${etcd.url}"], prefix: ${PREFIX} }
-`);
+    pw = await startDiscovered(`{ type: etcd, endpoints: ["${etcd.url}"], prefix: ${PREFIX} }`);
   });
   after(async () => {
     await pw?.stop();
@@ -97,7 +48,7 @@ clusters:
     await etcd.put(`${PREFIX}b`, b.address);
     await etcd.put(`${PREFIX}c`, JSON.stringify({ host: '127.0.0.1', port: c.port }));
     await etcd.put(`${PREFIX}junk`, '{"address": 42}');
-    let cl = await endpointsAre(pw, [a.address, b.address, c.address]);
+    let cl = await endpointsAre(pw, [a.address, b.address, c.address], { ms: 10_000 });
     await waitFor(async () => (await cluster(pw)).discovery.detail.rejected?.[`${PREFIX}junk`], 5000, 'the bad key reported');
     cl = await cluster(pw);
     assert.match(cl.discovery.detail.rejected[`${PREFIX}junk`], /address must be/);
@@ -106,7 +57,7 @@ clusters:
 
     await etcd.del(`${PREFIX}a`);
     await etcd.put(`${PREFIX}b`, JSON.stringify({ address: b.address, weight: 5 }));
-    cl = await endpointsAre(pw, [b.address, c.address]);
+    cl = await endpointsAre(pw, [b.address, c.address], { ms: 10_000 });
     await waitFor(async () => (await cluster(pw)).endpoints.find((e: { address: string }) => e.address === b.address).weight === 5, 5000, 'b reweighted');
     assert.deepEqual(await reached(pw.port('main'), 4), ['b', 'c']);
     await etcd.del(`${PREFIX}junk`);
@@ -128,7 +79,7 @@ clusters:
     await waitFor(async () => (await cluster(pw)).discovery.state === 'ok', 15_000, 'ok again');
     await etcd.put(`${PREFIX}a`, a.address);
     await etcd.del(`${PREFIX}c`);
-    const cl = await endpointsAre(pw, [a.address, b.address]);
+    const cl = await endpointsAre(pw, [a.address, b.address], { ms: 10_000 });
     assert.equal(cl.discovery.error, null);
     assert.deepEqual(await reached(pw.port('main'), 4), ['a', 'b']);
   });
@@ -202,8 +153,7 @@ clusters:
     assert.match(String(endpointFromEtcdValue('{"address":"h:1","weight":-1}')), /weight/);
     assert.match(String(endpointFromEtcdValue('no-port')), /host:port/);
 
-    const reg = builtins().registries;
-    const load = (extra: string) => loadConfigText(`listeners: []\nclusters:\n  - { name: up, discovery: { type: etcd, ${extra} } }\n`, reg);
+    const load = (extra: string) => loadDiscoveryConfig('etcd', extra);
     assert.throws(() => load('endpoints: [], prefix: /x/'), /discovery\.endpoints: must NOT have fewer than 1 items/);
     assert.throws(() => load('endpoints: ["127.0.0.1:2379"], prefix: /x/'), /discovery\.endpoints\[0\]: must be an etcd URL/);
     assert.throws(() => load('endpoints: ["http://u:secret@127.0.0.1:2379"], prefix: /x/'), /no credentials in it/);

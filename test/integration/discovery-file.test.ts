@@ -2,53 +2,10 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { renameSync, rmSync, symlinkSync, mkdirSync, writeFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
-import { startPortway, tempDir, type InProcess } from '../helpers/portway';
-import { tcpServer, roundTrip, http, waitFor, type TestServer } from '../helpers/net';
-import { builtins } from '../../src/builtins';
-import { loadConfigText } from '../../src/config/load';
+import { tempDir, type InProcess } from '../helpers/portway';
+import { waitFor, type TestServer } from '../helpers/net';
+import { namedEchoes, reached, cluster, endpointsAre, startDiscovered, loadDiscoveryConfig } from '../helpers/discovery';
 import { parseEndpointFile } from '../../src/routing/discovery/file';
-
-/** An upstream that answers "<name>:<what it received>" once the client half-closes. */
-function namedEcho(name: string): Promise<TestServer> {
-  return tcpServer(
-    (s) => {
-      const chunks: Buffer[] = [];
-      s.on('data', (c: Buffer) => chunks.push(c));
-      s.on('end', () => s.end(`${name}:${Buffer.concat(chunks).toString()}`));
-    },
-    { allowHalfOpen: true },
-  );
-}
-
-/** Opens n connections through the proxy; returns the names of the upstreams that answered (bytes checked both ways). */
-async function reached(port: number, n: number): Promise<string[]> {
-  const names = new Set<string>();
-  for (let i = 0; i < n; i++) {
-    const reply = (await roundTrip(port, `ping-${i}`)).toString();
-    const [name, echoed] = reply.split(':');
-    assert.equal(echoed, `ping-${i}`, `reply '${reply}'`);
-    names.add(name!);
-  }
-  return [...names].sort();
-}
-
-async function cluster(pw: InProcess, name = 'up'): Promise<any> {
-  const body = (await http('GET', `${pw.admin}/clusters`)).json();
-  return body.clusters.find((c: { name: string }) => c.name === name);
-}
-
-async function endpointsAre(pw: InProcess, addresses: string[]): Promise<any> {
-  const want = [...addresses].sort().join(',');
-  return waitFor(
-    async () => {
-      const c = await cluster(pw);
-      const have = c.endpoints.map((e: { address: string }) => e.address).sort().join(',');
-      return have === want ? c : null;
-    },
-    5000,
-    `endpoints ${want}`,
-  );
-}
 
 /** Writes a file the way config managers do: a temp file renamed over the old one. */
 function writeAtomic(path: string, text: string): void {
@@ -63,15 +20,9 @@ describe('file discovery', { timeout: 120_000 }, () => {
   let pw: InProcess;
 
   before(async () => {
-    [a, b, c] = await Promise.all([namedEcho('a'), namedEcho('b'), namedEcho('c')]);
+    [a, b, c] = await namedEchoes();
     writeFileSync(file, `- ${a.address}\n`);
-    pw = await startPortway(`
-listeners:
-  - { name: main, address: 127.0.0.1:0, protocol: tcp, routes: [{ cluster: up }] }
-clusters:
-  - name: up
-    discovery: { type: file, path: ${file}, debounce: 30ms, poll: 200ms }
-`);
+    pw = await startDiscovered(`{ type: file, path: ${file}, debounce: 30ms, poll: 200ms }`);
   });
   after(async () => {
     await pw.stop();
@@ -149,13 +100,7 @@ clusters:
     writeFileSync(join(cm, '..v2', 'endpoints.yaml'), `- ${c.address}\n`);
     symlinkSync('..v1', join(cm, '..data'));
     symlinkSync('..data/endpoints.yaml', join(cm, 'endpoints.yaml'));
-    const p = await startPortway(`
-listeners:
-  - { name: main, address: 127.0.0.1:0, protocol: tcp, routes: [{ cluster: up }] }
-clusters:
-  - name: up
-    discovery: { type: file, path: ${join(cm, 'endpoints.yaml')}, debounce: 30ms, poll: 0 }
-`);
+    const p = await startDiscovered(`{ type: file, path: ${join(cm, 'endpoints.yaml')}, debounce: 30ms, poll: 0 }`);
     try {
       assert.deepEqual(await reached(p.port('main'), 2), ['a']);
       symlinkSync('..v2', join(cm, '..data_tmp'));
@@ -175,10 +120,9 @@ clusters:
     assert.deepEqual(parseEndpointFile('- { host: "::1", port: 80, metadata: { v: 2 } }'), [
       { address: '[::1]:80', host: '::1', port: 80, weight: 1, metadata: { v: '2' } },
     ]);
-    const reg = builtins().registries;
     const bad = (extra: string) =>
       assert.throws(
-        () => loadConfigText(`listeners: []\nclusters:\n  - { name: up, discovery: { type: file, ${extra} } }\n`, reg),
+        () => loadDiscoveryConfig('file', extra),
         (err: Error) => {
           assert.match(err.message, /clusters\[0\]\.discovery/);
           return true;
@@ -187,7 +131,7 @@ clusters:
     bad('pathh: /x');
     bad('path: /x, poll: 5ms');
     bad('path: /x, debounce: soon');
-    const ok = loadConfigText(`listeners: []\nclusters:\n  - { name: up, discovery: { type: file, path: /x } }\n`, reg);
+    const ok = loadDiscoveryConfig('file', 'path: /x');
     assert.deepEqual(ok.clusters[0]!.discovery!.config, { path: '/x', debounce: '100ms', poll: '5s' });
   });
 });

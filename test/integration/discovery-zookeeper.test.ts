@@ -2,10 +2,9 @@ import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { startPortway, type InProcess } from '../helpers/portway';
-import { tcpServer, roundTrip, http, waitFor, sleep, type TestServer } from '../helpers/net';
+import { waitFor, sleep, type TestServer } from '../helpers/net';
+import { namedEchoes, reached, cluster, endpointsAre, loadDiscoveryConfig } from '../helpers/discovery';
 import { startZooKeeper, ZkTestClient, TcpRelay, type ZooKeeperServer } from '../helpers/zookeeper';
-import { builtins } from '../../src/builtins';
-import { loadConfigText } from '../../src/config/load';
 import { createLogger } from '../../src/logger';
 import type { EndpointConfig } from '../../src/config/types';
 import type { DiscoverySource } from '../../src/routing/discovery/source';
@@ -17,48 +16,6 @@ const sofa = require('sofa-rpc-node') as { server: { RpcServer: any }; registry:
 const SOFA_SERVICE = 'com.example.EchoService';
 const DUBBO_SERVICE = 'org.example.DemoService';
 const quiet = { info() {}, warn() {}, error() {}, debug() {} };
-
-/** An upstream that answers "<name>:<what it received>" once the client half-closes. */
-function namedEcho(name: string): Promise<TestServer> {
-  return tcpServer(
-    (s) => {
-      const chunks: Buffer[] = [];
-      s.on('data', (c: Buffer) => chunks.push(c));
-      s.on('end', () => s.end(`${name}:${Buffer.concat(chunks).toString()}`));
-    },
-    { allowHalfOpen: true },
-  );
-}
-
-/** Opens n connections through the proxy; returns the names of the upstreams that answered (bytes checked both ways). */
-async function reached(port: number, n: number): Promise<string[]> {
-  const names = new Set<string>();
-  for (let i = 0; i < n; i++) {
-    const reply = (await roundTrip(port, `ping-${i}`)).toString();
-    const [name, echoed] = reply.split(':');
-    assert.equal(echoed, `ping-${i}`, `reply '${reply}'`);
-    names.add(name!);
-  }
-  return [...names].sort();
-}
-
-async function cluster(pw: InProcess, name: string): Promise<any> {
-  const body = (await http('GET', `${pw.admin}/clusters`)).json();
-  return body.clusters.find((c: { name: string }) => c.name === name);
-}
-
-async function endpointsAre(pw: InProcess, name: string, addresses: string[], ms = 10_000): Promise<any> {
-  const want = [...addresses].sort().join(',');
-  return waitFor(
-    async () => {
-      const c = await cluster(pw, name);
-      const have = c.endpoints.map((e: { address: string }) => e.address).sort().join(',');
-      return have === want ? c : null;
-    },
-    ms,
-    `${name} endpoints ${want}`,
-  );
-}
 
 /**
  * A SOFA Bolt v1 heartbeat through the proxy (22 bytes: proto 1, type 1
@@ -146,7 +103,7 @@ describe('zookeeper discovery', { timeout: 120_000 }, () => {
 
   before(async () => {
     zk = await startZooKeeper();
-    [a, b, c] = await Promise.all([namedEcho('a'), namedEcho('b'), namedEcho('c')]);
+    [a, b, c] = await namedEchoes();
     writer = await ZkTestClient.connect(zk.servers);
     s1 = await sofaProvider(zk.servers);
     pw = await startPortway(`
@@ -187,14 +144,14 @@ clusters:
   test('sofarpc: a provider that starts is added, one that stops is removed', async () => {
     const s2 = await sofaProvider(zk.servers);
     try {
-      await endpointsAre(pw, 'sofa', [s1.address, s2.address]);
+      await endpointsAre(pw, [s1.address, s2.address], { cluster: 'sofa', ms: 10_000 });
       for (let i = 0; i < 4; i++) await assertHeartbeat(pw.port('sofa'), 100 + i);
       const cl = await cluster(pw, 'sofa');
       for (const e of cl.endpoints) assert.ok(e.rq_total >= 1, `${e.address} carried traffic`);
     } finally {
       await s2.close();
     }
-    await endpointsAre(pw, 'sofa', [s1.address]);
+    await endpointsAre(pw, [s1.address], { cluster: 'sofa', ms: 10_000 });
     await assertHeartbeat(pw.port('sofa'), 200);
   });
 
@@ -208,7 +165,7 @@ clusters:
     // Disabled, and not a provider: both ignored.
     await writer.create(`${dubboPath}/${dubboNode('127.0.0.1', c.port, { enabled: 'false' })}`);
     await writer.create(`${dubboPath}/${dubboNode('127.0.0.1', c.port, { category: 'configurators' })}`);
-    cl = await endpointsAre(pw, 'dubbo', [a.address]);
+    cl = await endpointsAre(pw, [a.address], { cluster: 'dubbo', ms: 10_000 });
     assert.equal(cl.endpoints[0].weight, 200);
     assert.equal(cl.endpoints[0].metadata.path, DUBBO_SERVICE);
     assert.equal(cl.endpoints[0].metadata.protocol, 'dubbo');
@@ -216,12 +173,12 @@ clusters:
 
     const nodeB = `${dubboPath}/${dubboNode('127.0.0.1', b.port, {})}`;
     await writer.create(nodeB);
-    cl = await endpointsAre(pw, 'dubbo', [a.address, b.address]);
+    cl = await endpointsAre(pw, [a.address, b.address], { cluster: 'dubbo', ms: 10_000 });
     assert.equal(cl.endpoints.find((e: { address: string }) => e.address === b.address).weight, 100, 'dubbo default weight');
     assert.deepEqual(await reached(pw.port('dubbo'), 6), ['a', 'b']);
 
     await writer.remove(nodeA);
-    await endpointsAre(pw, 'dubbo', [b.address]);
+    await endpointsAre(pw, [b.address], { cluster: 'dubbo', ms: 10_000 });
     assert.deepEqual(await reached(pw.port('dubbo'), 3), ['b']);
   });
 
@@ -244,15 +201,15 @@ clusters:
       await waitFor(async () => (await cluster(pw, name)).discovery.state === 'ok', 10_000, `${name} ok again`);
     }
     await writer.create(`${dubboPath}/${dubboNode('127.0.0.1', c.port, {})}`);
-    await endpointsAre(pw, 'dubbo', [b.address, c.address]);
+    await endpointsAre(pw, [b.address, c.address], { cluster: 'dubbo', ms: 10_000 });
     assert.deepEqual(await reached(pw.port('dubbo'), 4), ['b', 'c']);
     const s3 = await sofaProvider(zk.servers);
     try {
-      await endpointsAre(pw, 'sofa', [s1.address, s3.address]);
+      await endpointsAre(pw, [s1.address, s3.address], { cluster: 'sofa', ms: 10_000 });
     } finally {
       await s3.close();
     }
-    await endpointsAre(pw, 'sofa', [s1.address]);
+    await endpointsAre(pw, [s1.address], { cluster: 'sofa', ms: 10_000 });
     assert.equal((await cluster(pw, 'sofa')).discovery.error, null);
   });
 
@@ -356,8 +313,7 @@ clusters:
     assert.equal(typeof parseProviderNode(encodeURIComponent('bolt://10.0.0.1?x=1')), 'string');
     assert.equal(providersPath('sofarpc', 'a.B', '/custom/'), '/custom/a.B/providers');
 
-    const reg = builtins().registries;
-    const load = (extra: string) => loadConfigText(`listeners: []\nclusters:\n  - { name: up, discovery: { type: zookeeper, ${extra} } }\n`, reg);
+    const load = (extra: string) => loadDiscoveryConfig('zookeeper', extra);
     assert.throws(() => load('servers: "zk:2181", service: a.B, layout: eureka'), /discovery\.layout: must be one of: sofarpc, dubbo/);
     assert.throws(() => load('servers: "zk:99999", service: a.B, layout: dubbo'), /discovery\.servers: port 99999 is out of range/);
     assert.throws(() => load('servers: "zk", service: a/B, layout: dubbo'), /discovery\.service: must be a service name/);

@@ -1,9 +1,24 @@
-import { test, describe } from 'node:test';
+import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { runCli, waitReady, tempDir, REPO } from '../helpers/portway';
-import { echoServer, dial, roundTrip, untilClosed, freePort, http, waitFor, tcpServer } from '../helpers/net';
+import { runCli, waitReady, tempDir, REPO, type Child } from '../helpers/portway';
+import { echoServer, dial, roundTrip, untilClosed, freePort, http, waitFor, tcpServer, type TestServer } from '../helpers/net';
+
+/** Runs the CLI on a config of one TCP listener in front of `echo`, killed when the test ends; resolves once /ready answers. */
+async function runEchoProxy(t: TestContext, echo: TestServer, drainTimeout: string): Promise<{ c: Child; port: number }> {
+  const admin = await freePort();
+  const port = await freePort();
+  const file = join(tempDir(), 'p.yaml');
+  writeFileSync(
+    file,
+    `admin: { address: 127.0.0.1:${admin} }\ndrain_timeout: ${drainTimeout}\nlisteners:\n  - { name: e, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: e }] }\nclusters:\n  - { name: e, endpoints: ["${echo.address}"] }\n`,
+  );
+  const c = runCli(['run', '-c', file]);
+  t.after(() => c.proc.kill('SIGKILL'));
+  await waitReady(`http://127.0.0.1:${admin}`);
+  return { c, port };
+}
 
 describe('process lifecycle (the CLI as a subprocess)', () => {
   test('the embedded default config runs with nothing else installed: a Redis listener served in process', async (t) => {
@@ -28,17 +43,7 @@ describe('process lifecycle (the CLI as a subprocess)', () => {
 
   test('SIGTERM: stop accepting, drain open connections, exit 0', async (t) => {
     const echo = await echoServer();
-    const admin = await freePort();
-    const port = await freePort();
-    const dir = tempDir();
-    const file = join(dir, 'p.yaml');
-    writeFileSync(
-      file,
-      `admin: { address: 127.0.0.1:${admin} }\ndrain_timeout: 20s\nlisteners:\n  - { name: e, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: e }] }\nclusters:\n  - { name: e, endpoints: ["${echo.address}"] }\n`,
-    );
-    const c = runCli(['run', '-c', file]);
-    t.after(() => c.proc.kill('SIGKILL'));
-    await waitReady(`http://127.0.0.1:${admin}`);
+    const { c, port } = await runEchoProxy(t, echo, '20s');
     const open = await dial(port);
     open.write('one');
     await new Promise((r) => open.once('data', r));
@@ -69,17 +74,7 @@ describe('process lifecycle (the CLI as a subprocess)', () => {
 
   test('drain_timeout: connections still open when it passes are closed and the process exits 0', async (t) => {
     const echo = await echoServer();
-    const admin = await freePort();
-    const port = await freePort();
-    const dir = tempDir();
-    const file = join(dir, 'p.yaml');
-    writeFileSync(
-      file,
-      `admin: { address: 127.0.0.1:${admin} }\ndrain_timeout: 300ms\nlisteners:\n  - { name: e, address: 127.0.0.1:${port}, protocol: tcp, routes: [{ cluster: e }] }\nclusters:\n  - { name: e, endpoints: ["${echo.address}"] }\n`,
-    );
-    const c = runCli(['run', '-c', file]);
-    t.after(() => c.proc.kill('SIGKILL'));
-    await waitReady(`http://127.0.0.1:${admin}`);
+    const { c, port } = await runEchoProxy(t, echo, '300ms');
     const open = await dial(port);
     const closed = untilClosed(open);
     c.proc.kill('SIGINT');

@@ -28,37 +28,13 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, sleep } from '../helpers/net';
+import { ensureDebianBinary } from '../helpers/process';
 import { createShardPicker, parseTwemproxyServer, type DistributionName, type ShardPicker } from '../../src/routing/ketama';
 import type { HashName } from '../../src/routing/hashing';
 import { keySlot } from '../../src/routing/redis-slot';
+import { mulberry32 as prng } from '../helpers/random';
 
 // ------------------------------------------------------------------ binaries
-
-function which(name: string, candidates: string[]): string | null {
-  for (const c of candidates) if (existsSync(c)) return c;
-  const r = spawnSync('sh', ['-c', `command -v ${name}`], { encoding: 'utf8' });
-  const p = r.status === 0 ? r.stdout.trim() : '';
-  return p || null;
-}
-
-/** The binary, installing its Debian package when it is missing and we are root; otherwise an error naming the package. */
-function ensureDebianBinary(name: string, pkg: string, candidates: string[]): string {
-  const found = which(name, candidates);
-  if (found) return found;
-  if (process.getuid?.() !== 0) {
-    throw new Error(`${name} is required by this test: install the Debian package '${pkg}' (apt-get install -y ${pkg})`);
-  }
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = () => spawnSync('apt-get', ['install', '-y', '-q', pkg], { env, encoding: 'utf8', timeout: 600_000 });
-  let r = install();
-  if (r.status !== 0) {
-    spawnSync('apt-get', ['update', '-q'], { env, encoding: 'utf8', timeout: 600_000 });
-    r = install();
-  }
-  const after = which(name, candidates);
-  if (!after) throw new Error(`could not install the Debian package '${pkg}' (apt-get exit ${r.status}): ${(r.stderr ?? '').slice(-500)}`);
-  return after;
-}
 
 /**
  * Resolved (and installed if need be) when the file loads, outside the suites' timeouts: an apt-get
@@ -201,18 +177,6 @@ function pipeline(target: { port: number } | { path: string }, commands: Readonl
 }
 
 // ------------------------------------------------------------------ keys
-
-/** mulberry32: a small seeded PRNG. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = process.env.NUTCRACKER_COMPAT_SEED ? Number(process.env.NUTCRACKER_COMPAT_SEED) : (Date.now() ^ process.pid) >>> 0;
 

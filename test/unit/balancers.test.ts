@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { Endpoint } from '../../src/routing/endpoint';
 import { MetricsRegistry } from '../../src/metrics';
 import { RoundRobin, RandomLb, LeastRequest, WeightedRoundRobin, createBalancer, type LoadBalancer } from '../../src/routing/balancers';
+import { mulberry32 as seeded } from '../helpers/random';
 
 function endpoints(...weights: number[]): Endpoint[] {
   const metrics = new MetricsRegistry();
@@ -31,18 +32,6 @@ function counts(picks: Endpoint[], hosts: readonly Endpoint[]): number[] {
 function seq(...values: number[]): () => number {
   let i = 0;
   return () => values[i++ % values.length]!;
-}
-
-/** A small seeded PRNG (mulberry32), so random tests are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const ALL: [string, () => LoadBalancer][] = [

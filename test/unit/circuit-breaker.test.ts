@@ -7,8 +7,6 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../../src/config/load';
-import { ConfigError, type ConfigIssue } from '../../src/config/validate';
-import { builtins } from '../../src/builtins';
 import { Exchange } from '../../src/exchange';
 import { ErrorCode, ProxyError, type ErrorCodeValue } from '../../src/errors';
 import { MetricsRegistry } from '../../src/metrics';
@@ -20,8 +18,8 @@ import { BreakerMachine, CLOSED, FAILURE, HALF_OPEN, NEUTRAL, OPEN, OutcomeWindo
 import { ClusterBreaker, isUpstreamFailure, type CircuitBreakerSettings } from '../../filters/circuit_breaker/cluster-breaker';
 import { resilienceOf } from '../../filters/circuit_breaker/state';
 import { circuitBreakerFilter } from '../../filters/circuit_breaker';
+import { reg, filterConfig as yamlConfig, buildFilter, issuesOf, hasIssue, rejectionOf as rejection } from '../helpers/filters';
 
-const reg = builtins().registries;
 const silent = createLogger('silent');
 
 function settings(over: Partial<CircuitBreakerSettings> = {}): CircuitBreakerSettings {
@@ -55,36 +53,6 @@ function machine(over: Partial<BreakerSettings> = {}, t = 0) {
 }
 
 const upstreamErr = (code: ErrorCodeValue = ErrorCode.UpstreamConnect) => new ProxyError(code, 'down', { source: 'upstream', retryable: true });
-
-function yamlConfig(filter: string, extraClusters = ''): string {
-  return `listeners:
-  - name: l1
-    address: 127.0.0.1:7000
-    protocol: tcp
-    filters:
-      - ${filter}
-    routes: [{ cluster: c }]
-clusters:
-  - { name: c, endpoints: ["127.0.0.1:6379"] }
-${extraClusters}`;
-}
-
-function issuesOf(text: string): ConfigIssue[] {
-  try {
-    loadConfigText(text, reg);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  assert.fail(`expected a ConfigError for:\n${text}`);
-}
-
-function hasIssue(issues: ConfigIssue[], path: string, message: RegExp): void {
-  assert.ok(
-    issues.some((i) => i.path === path && message.test(i.message)),
-    `expected an issue at '${path}' matching ${message}; got:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
-  );
-}
 
 /** A real Cluster from config (static IP endpoints: nothing runs in the background). */
 function realCluster(metrics = new MetricsRegistry(), name = 'c'): Cluster {
@@ -122,16 +90,6 @@ function pending<R>() {
 
 const fails: Invoke<string> = () => Promise.reject(upstreamErr());
 const succeeds: Invoke<string> = () => Promise.resolve('+OK');
-
-async function rejection(p: Promise<unknown>): Promise<ProxyError> {
-  try {
-    await p;
-  } catch (e) {
-    if (e instanceof ProxyError) return e;
-    throw e;
-  }
-  assert.fail('expected a rejection');
-}
 
 describe('BreakerMachine', () => {
   test('closed -> open after consecutive_failures in a row; a success resets the count', () => {
@@ -486,10 +444,7 @@ describe('ClusterBreaker', () => {
 
 describe('circuit_breaker filter', () => {
   function build(filterYaml: string, clusters: Map<string, Cluster>, metrics: MetricsRegistry, listener = 'l1'): AroundPolicy {
-    const cfg = loadConfigText(yamlConfig(filterYaml).replace('name: l1', `name: ${listener}`), reg);
-    const l = cfg.listeners[0]!;
-    const fc = l.filters[0]!;
-    return circuitBreakerFilter.create(fc.config as never, { listener: l, clusters, metrics, logger: silent, slot: 0, name: fc.name }) as AroundPolicy;
+    return buildFilter<AroundPolicy>(circuitBreakerFilter, yamlConfig(filterYaml).replace('name: l1', `name: ${listener}`), { clusters, metrics });
   }
 
   test('one breaker per cluster, shared by the filters of every listener naming it', async () => {

@@ -6,32 +6,12 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../../src/config/load';
-import { ConfigError, type ConfigIssue } from '../../src/config/validate';
+import { ConfigError } from '../../src/config/validate';
 import type { Config } from '../../src/config/types';
-import { builtins } from '../../src/builtins';
-
-const reg = builtins().registries;
-
-function issuesOf(text: string): ConfigIssue[] {
-  try {
-    loadConfigText(text, reg);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  assert.fail(`expected a ConfigError for:\n${text}`);
-}
+import { reg, issuesOf, hasIssue } from '../helpers/filters';
 
 function load(text: string): Config {
   return loadConfigText(text, reg);
-}
-
-/** Asserts an issue exists at exactly `path` whose message matches `message`. */
-function hasIssue(issues: ConfigIssue[], path: string, message: RegExp): void {
-  assert.ok(
-    issues.some((i) => i.path === path && message.test(i.message)),
-    `expected an issue at '${path}' matching ${message}; got:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
-  );
 }
 
 /** One tcp listener, with extra YAML lines (indented four spaces) appended. */

@@ -6,63 +6,21 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../../src/config/load';
-import { ConfigError, type ConfigIssue } from '../../src/config/validate';
-import { builtins } from '../../src/builtins';
 import { Exchange } from '../../src/exchange';
 import { ErrorCode, ProxyError } from '../../src/errors';
 import { MetricsRegistry } from '../../src/metrics';
-import { createLogger } from '../../src/logger';
 import { FilterChain, type LocalReply, type PhaseFilter, type Verdict } from '../../src/filter';
 import { faultFilter } from '../../filters/fault';
-
-const reg = builtins().registries;
-
-function config(filter: string): string {
-  return `listeners:
-  - name: l1
-    address: 127.0.0.1:7000
-    protocol: tcp
-    filters:
-      - ${filter}
-    routes: [{ cluster: c }]
-clusters:
-  - { name: c, endpoints: ["127.0.0.1:6379"] }
-`;
-}
+import { reg, filterConfig as config, buildFilter, issuesOf, hasIssue, metric } from '../helpers/filters';
 
 function build(filterYaml: string, metrics = new MetricsRegistry()): PhaseFilter {
-  const cfg = loadConfigText(config(filterYaml), reg);
-  const l = cfg.listeners[0]!;
-  const fc = l.filters[0]!;
-  return faultFilter.create(fc.config as never, { listener: l, clusters: new Map(), metrics, logger: createLogger('silent'), slot: 0, name: fc.name }) as PhaseFilter;
-}
-
-function issuesOf(text: string): ConfigIssue[] {
-  try {
-    loadConfigText(text, reg);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  assert.fail(`expected a ConfigError for:\n${text}`);
-}
-
-function hasIssue(issues: ConfigIssue[], path: string, message: RegExp): void {
-  assert.ok(
-    issues.some((i) => i.path === path && message.test(i.message)),
-    `expected an issue at '${path}' matching ${message}; got:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
-  );
+  return buildFilter<PhaseFilter>(faultFilter, config(filterYaml), { metrics });
 }
 
 function ex(attrs: Record<string, string> = {}, client = '10.0.0.1'): Exchange {
   const e = new Exchange('l1', 'tcp', client, 40000);
   Object.assign(e.attrs, attrs);
   return e;
-}
-
-function metric(m: MetricsRegistry, name: string, labels: string): number {
-  const line = m.render().split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 describe('fault abort', () => {

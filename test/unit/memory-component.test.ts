@@ -22,6 +22,7 @@ import { loadConfigText } from '../../src/config/load';
 import { ConfigError, type ConfigIssue } from '../../src/config/validate';
 import { RawRedisClient, startRedisServer, type RedisServerProcess } from '../helpers/redis-server';
 import { sleep } from '../helpers/net';
+import { mulberry32 as prng } from '../helpers/random';
 
 type Arg = string | Buffer | number;
 type Proto = 2 | 3;
@@ -188,18 +189,6 @@ function differential(name: string, script: (d: Differ) => Promise<void>): void 
       await script(d);
     });
   }
-}
-
-/** A small deterministic PRNG (mulberry32) so a failing fuzz case can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 before(async () => {

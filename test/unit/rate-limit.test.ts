@@ -8,8 +8,6 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { loadConfigText } from '../../src/config/load';
-import { ConfigError, type ConfigIssue } from '../../src/config/validate';
-import { builtins } from '../../src/builtins';
 import { Exchange } from '../../src/exchange';
 import { ErrorCode, ProxyError } from '../../src/errors';
 import { MetricsRegistry } from '../../src/metrics';
@@ -19,25 +17,7 @@ import { rateLimitFilter } from '../../filters/rate_limit';
 import { BucketPolicy, LocalBuckets, TokenBucket } from '../../filters/rate_limit/token-bucket';
 import { RedisLimiter, RECONNECT_BACKOFF_MS } from '../../filters/rate_limit/redis-limiter';
 import { freePort } from '../helpers/net';
-
-const reg = builtins().registries;
-
-function issuesOf(text: string): ConfigIssue[] {
-  try {
-    loadConfigText(text, reg);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  assert.fail(`expected a ConfigError for:\n${text}`);
-}
-
-function hasIssue(issues: ConfigIssue[], path: string, message: RegExp): void {
-  assert.ok(
-    issues.some((i) => i.path === path && message.test(i.message)),
-    `expected an issue at '${path}' matching ${message}; got:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
-  );
-}
+import { reg, buildFilter, issuesOf, hasIssue, metric } from '../helpers/filters';
 
 /** A tcp listener whose filter chain is the given YAML flow sequence items, one per line. */
 function config(...filters: string[]): string {
@@ -58,12 +38,8 @@ function config(...filters: string[]): string {
 /** Builds the last filter of the chain the way the proxy does. */
 function build(filterYaml: string | string[], metrics = new MetricsRegistry()): { f: PhaseFilter; metrics: MetricsRegistry } {
   const chain = typeof filterYaml === 'string' ? [filterYaml] : filterYaml;
-  const cfg = loadConfigText(config(...chain), reg);
-  const l = cfg.listeners[0]!;
-  const slot = chain.length - 1;
-  const fc = l.filters[slot]!;
-  const f = rateLimitFilter.create(fc.config as never, { listener: l, clusters: new Map(), metrics, logger: createLogger('silent'), slot, name: fc.name });
-  return { f: f as PhaseFilter, metrics };
+  const f = buildFilter<PhaseFilter>(rateLimitFilter, config(...chain), { metrics, slot: chain.length - 1 });
+  return { f, metrics };
 }
 
 function ex(client = '10.0.0.1', attrs: Record<string, string> = {}, route: string | null = null): Exchange {
@@ -78,11 +54,6 @@ function syncRun(f: PhaseFilter, e: Exchange): Verdict {
   const v = f.onRequest!(e);
   assert.ok(!(v instanceof Promise), 'local mode answers without a promise');
   return v as Verdict;
-}
-
-function metric(m: MetricsRegistry, name: string, labels: string): number {
-  const line = m.render().split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
-  return line ? Number(line.split(' ').pop()) : 0;
 }
 
 describe('token bucket arithmetic', () => {

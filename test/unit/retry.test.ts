@@ -6,12 +6,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../../src/config/load';
-import { ConfigError, type ConfigIssue } from '../../src/config/validate';
-import { builtins } from '../../src/builtins';
 import { Exchange } from '../../src/exchange';
 import { ErrorCode, ProxyError, type ErrorCodeValue } from '../../src/errors';
 import { Counter, MetricsRegistry } from '../../src/metrics';
-import { createLogger } from '../../src/logger';
 import type { AroundPolicy, Invoke } from '../../src/filter';
 import type { Cluster } from '../../src/routing/cluster';
 import { fullJitterBackoff } from '../../filters/retry/backoff';
@@ -20,38 +17,7 @@ import { CONNECT_FAILURE, RESET, TIMEOUT, failureClass, mayRetry, retryMask } fr
 import { RetryRunner, retryFilter, retrySettings, type RetrySettings } from '../../filters/retry';
 import { resilienceOf } from '../../filters/circuit_breaker/state';
 import { TimerWheel } from '../../src/util/timer-wheel';
-
-const reg = builtins().registries;
-
-function config(filter: string): string {
-  return `listeners:
-  - name: l1
-    address: 127.0.0.1:7000
-    protocol: tcp
-    filters:
-      - ${filter}
-    routes: [{ cluster: c }]
-clusters:
-  - { name: c, endpoints: ["127.0.0.1:6379"] }
-`;
-}
-
-function issuesOf(text: string): ConfigIssue[] {
-  try {
-    loadConfigText(text, reg);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  assert.fail(`expected a ConfigError for:\n${text}`);
-}
-
-function hasIssue(issues: ConfigIssue[], path: string, message: RegExp): void {
-  assert.ok(
-    issues.some((i) => i.path === path && message.test(i.message)),
-    `expected an issue at '${path}' matching ${message}; got:\n${issues.map((i) => `  ${i.path}: ${i.message}`).join('\n')}`,
-  );
-}
+import { reg, filterConfig as config, buildFilter, issuesOf, hasIssue, bounded, rejection } from '../helpers/filters';
 
 const err = (code: ErrorCodeValue, opts: { source?: 'upstream' | 'internal' | 'downstream'; retryable?: boolean } = {}) =>
   new ProxyError(code, code, { source: opts.source ?? 'upstream', retryable: opts.retryable ?? false });
@@ -91,26 +57,6 @@ function script<R>(outcomes: (ProxyError | R | 'hang')[]) {
     return o instanceof ProxyError ? Promise.reject(o) : Promise.resolve(o as R);
   };
   return { next, calls: () => i, deadlines };
-}
-
-function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
-async function rejection(p: Promise<unknown>): Promise<ProxyError> {
-  try {
-    await bounded(p);
-  } catch (e) {
-    if (e instanceof ProxyError) return e;
-    throw e;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('full-jitter backoff', () => {
@@ -376,10 +322,7 @@ describe('RetryRunner', () => {
 
 describe('retry filter from config', () => {
   function build(filterYaml: string, metrics: MetricsRegistry): AroundPolicy {
-    const cfg = loadConfigText(config(filterYaml), reg);
-    const l = cfg.listeners[0]!;
-    const fc = l.filters[0]!;
-    return retryFilter.create(fc.config as never, { listener: l, clusters: new Map(), metrics, logger: createLogger('silent'), slot: 0, name: fc.name }) as AroundPolicy;
+    return buildFilter<AroundPolicy>(retryFilter, config(filterYaml), { metrics });
   }
 
   test('retries counted in /metrics', async () => {

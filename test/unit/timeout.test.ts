@@ -6,47 +6,17 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../../src/config/load';
-import { ConfigError, type ConfigIssue } from '../../src/config/validate';
-import { builtins } from '../../src/builtins';
 import { Exchange } from '../../src/exchange';
 import { ErrorCode, ProxyError } from '../../src/errors';
 import { MetricsRegistry } from '../../src/metrics';
-import { createLogger } from '../../src/logger';
 import type { AroundPolicy, Invoke } from '../../src/filter';
 import { sharedTimerWheel } from '../../src/util/timer-wheel';
 import { timeoutFilter } from '../../filters/timeout';
+import { reg, filterConfig as config, buildFilter, issuesOf, bounded, rejection } from '../helpers/filters';
 import { raceDeadline, discardLate } from '../../filters/timeout/deadline';
 
-const reg = builtins().registries;
-
-function config(filter: string): string {
-  return `listeners:
-  - name: l1
-    address: 127.0.0.1:7000
-    protocol: tcp
-    filters:
-      - ${filter}
-    routes: [{ cluster: c }]
-clusters:
-  - { name: c, endpoints: ["127.0.0.1:6379"] }
-`;
-}
-
 function build(filterYaml: string, metrics = new MetricsRegistry()): AroundPolicy {
-  const cfg = loadConfigText(config(filterYaml), reg);
-  const l = cfg.listeners[0]!;
-  const fc = l.filters[0]!;
-  return timeoutFilter.create(fc.config as never, { listener: l, clusters: new Map(), metrics, logger: createLogger('silent'), slot: 0, name: fc.name }) as AroundPolicy;
-}
-
-function issuesOf(text: string): ConfigIssue[] {
-  try {
-    loadConfigText(text, reg);
-  } catch (e) {
-    if (e instanceof ConfigError) return e.issues;
-    throw e;
-  }
-  assert.fail(`expected a ConfigError for:\n${text}`);
+  return buildFilter<AroundPolicy>(timeoutFilter, config(filterYaml), { metrics });
 }
 
 function ex(idempotent = false): Exchange {
@@ -69,27 +39,6 @@ function manualCall<R>() {
     return promise;
   };
   return { next, resolve, reject, calls: () => calls };
-}
-
-/** Settles like p, or fails the test after ms. */
-function bounded<T>(p: Promise<T>, ms = 5000): Promise<T> {
-  let timer: NodeJS.Timeout;
-  return Promise.race([
-    p.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`not settled within ${ms} ms`)), ms);
-    }),
-  ]);
-}
-
-async function rejection(p: Promise<unknown>): Promise<ProxyError> {
-  try {
-    await bounded(p);
-  } catch (e) {
-    if (e instanceof ProxyError) return e;
-    throw e;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('timeout filter', () => {
