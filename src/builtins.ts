@@ -21,6 +21,8 @@ import { zookeeperDiscovery } from './routing/discovery/zookeeper';
 import { etcdDiscovery } from './routing/discovery/etcd';
 import { ComponentRegistry } from './components/component';
 import { memoryComponent } from './components/memory';
+import { HealthProbeRegistry, tcpHealthProbe } from './routing/health/probe';
+import { redisHealthProbe } from './protocols/redis/health-probe';
 
 export function builtinFilters(): FilterRegistry {
   return new FilterRegistry()
@@ -45,11 +47,17 @@ export function builtinComponents(): ComponentRegistry {
   return new ComponentRegistry().register(memoryComponent);
 }
 
+/** Active health check probes by health_check.active.type; each protocol contributes its own. */
+export function builtinHealthProbes(): HealthProbeRegistry {
+  return new HealthProbeRegistry().register(tcpHealthProbe).register(redisHealthProbe);
+}
+
 export interface Builtins {
   filters: FilterRegistry;
   protocols: ProtocolRegistry;
   discovery: DiscoveryRegistry;
   components: ComponentRegistry;
+  healthProbes: HealthProbeRegistry;
   /** The view the config validator takes. */
   registries: Registries;
 }
@@ -59,11 +67,19 @@ export function builtins(): Builtins {
   const protocols = builtinProtocols();
   const discovery = builtinDiscovery();
   const components = builtinComponents();
+  const healthProbes = builtinHealthProbes();
   return {
     filters,
     protocols,
     discovery,
     components,
-    registries: { filters: filters.specs(), protocols: protocols.specs(), discovery: discovery.specs(), components: components.specs() },
+    healthProbes,
+    registries: {
+      filters: filters.specs(),
+      protocols: protocols.specs(),
+      discovery: discovery.specs(),
+      components: components.specs(),
+      healthProbes: healthProbes.specs(),
+    },
   };
 }

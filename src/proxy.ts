@@ -56,7 +56,7 @@ export class Proxy {
     readonly log: Logger,
     readonly builtins: Builtins,
   ) {
-    this.clusters = new ClusterManager(this.metrics, log, { discovery: builtins.discovery, components: builtins.components });
+    this.clusters = new ClusterManager(this.metrics, log, { discovery: builtins.discovery, components: builtins.components, healthProbes: builtins.healthProbes });
     this.reloadOk = this.metrics.counter('portway_config_reload_total', 'Config reloads, by result.', { result: 'ok' });
     this.reloadFail = this.metrics.counter('portway_config_reload_total', 'Config reloads, by result.', { result: 'error' });
     this.metrics.gauge('portway_config_generation', 'The running config generation.', undefined, () => this.generation);

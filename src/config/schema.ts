@@ -164,7 +164,62 @@ export const ClusterSchema = Type.Object(
                 consecutive_failures: Type.Optional(Type.Integer({ minimum: 1, description: 'Connect failures in a row that eject an endpoint.', default: 1 })),
                 ejection_time: Type.Optional(Duration('How long an ejected endpoint is skipped.', '5s')),
               },
-              { additionalProperties: false },
+              { additionalProperties: false, description: 'Connect failures: an endpoint that refuses or times out connections is skipped for a while.' },
+            ),
+          ),
+          outlier: Type.Optional(
+            Type.Object(
+              {
+                consecutive_errors: Type.Optional(
+                  Type.Integer({ minimum: 1, default: 5, description: 'Request errors in a row (L4: connections reset by the upstream; Redis: link resets and timeouts, not -ERR replies) that eject an endpoint.' }),
+                ),
+                error_rate: Type.Optional(
+                  Type.Object(
+                    {
+                      min_requests: Type.Optional(Type.Integer({ minimum: 1, default: 20, description: 'Requests an endpoint (and each peer it is compared with) needs in one interval to be judged.' })),
+                      threshold_percent: Type.Optional(
+                        Type.Number({
+                          exclusiveMinimum: 0,
+                          maximum: 100,
+                          default: 30,
+                          description: 'Eject an endpoint whose error rate over the last interval is this many percentage points above the mean error rate of its peers (e.g. 30: peers at 2%, the endpoint at 33% or more).',
+                        }),
+                      ),
+                    },
+                    { additionalProperties: false, description: 'Error rate compared with the peers, evaluated every interval. Omit to judge by consecutive errors only.' },
+                  ),
+                ),
+                interval: Type.Optional(Duration('The window over which error rates are counted, and the time a healthy endpoint needs to lower its ejection multiplier by one.', '10s')),
+                base_ejection_time: Type.Optional(Duration('An ejection lasts this long times the number of times the endpoint was ejected recently, up to max_ejection_time.', '30s')),
+                max_ejection_time: Type.Optional(Duration('The longest an ejection lasts.', '300s')),
+                max_ejection_percent: Type.Optional(
+                  Type.Integer({ minimum: 0, maximum: 100, default: 10, description: 'At most this percentage of the endpoints is ejected by outlier detection at once; with 2 or more endpoints one may always be ejected.' }),
+                ),
+              },
+              { additionalProperties: false, description: 'Outlier detection from request outcomes reported by the protocols.' },
+            ),
+          ),
+          active: Type.Optional(
+            Type.Object(
+              {
+                type: Type.String({ description: 'The probe: tcp (connect and close), redis (PING, expects +PONG); other protocols register their own.' }),
+                interval: Type.Optional(Duration('Time between two probe rounds.', '10s')),
+                jitter: Type.Optional(
+                  Type.Unsafe<number | string>({
+                    type: ['number', 'string'],
+                    minimum: 0,
+                    maximum: 100,
+                    pattern: '^[0-9]+(\\.[0-9]+)?%$',
+                    default: '10%',
+                    description: 'Each interval is randomly lengthened or shortened by up to this share of it: "10%" or 10.',
+                    'x-hint': 'must be a percentage such as "10%" or a number from 0 to 100',
+                  }),
+                ),
+                timeout: Type.Optional(Duration('A probe that has not succeeded after this long fails.', '2s')),
+                healthy_threshold: Type.Optional(Type.Integer({ minimum: 1, default: 2, description: 'Successful probes in a row that make an unhealthy endpoint healthy again.' })),
+                unhealthy_threshold: Type.Optional(Type.Integer({ minimum: 1, default: 3, description: 'Failed probes in a row that make an endpoint unhealthy (skipped by the balancer).' })),
+              },
+              { additionalProperties: false, description: 'Active health checks: a background probe of every endpoint.' },
             ),
           ),
         },

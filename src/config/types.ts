@@ -80,6 +80,31 @@ export interface ClusterConfig {
   maxConnectAttempts: number;
   dnsRefreshMs: number;
   passive: { consecutiveFailures: number; ejectionTimeMs: number };
+  /** Outlier detection (health_check.outlier); null when not configured. */
+  outlier: OutlierConfig | null;
+  /** Active health checks (health_check.active); null when not configured. */
+  active: ActiveHealthConfig | null;
   limits: { maxConnections: number; maxPendingRequests: number; maxConnectionsPerEndpoint: number; poolIdleTimeoutMs: number };
   fingerprint: string;
+}
+
+export interface OutlierConfig {
+  consecutiveErrors: number;
+  /** null: consecutive errors only. */
+  errorRate: { minRequests: number; thresholdPercent: number } | null;
+  intervalMs: number;
+  baseEjectionTimeMs: number;
+  maxEjectionTimeMs: number;
+  maxEjectionPercent: number;
+}
+
+export interface ActiveHealthConfig {
+  /** The probe type, looked up in the health probe registry. */
+  type: string;
+  intervalMs: number;
+  /** 0..1: share of the interval added or removed at random. */
+  jitter: number;
+  timeoutMs: number;
+  healthyThreshold: number;
+  unhealthyThreshold: number;
 }

@@ -1,6 +1,6 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
 import { ConfigSchema, type RawConfig, type RawListener, type RawCluster, type RawStringMatch, type TSchema } from './schema';
-import type { Config, ListenerConfig, ClusterConfig, RouteConfig, FilterConfig } from './types';
+import type { Config, ListenerConfig, ClusterConfig, RouteConfig, FilterConfig, OutlierConfig, ActiveHealthConfig } from './types';
 import { parseDuration } from '../util/duration';
 import { parseHostPort, Cidr } from '../util/address';
 
@@ -47,6 +47,8 @@ export interface Registries {
   discovery: ReadonlyMap<string, DiscoverySpec>;
   /** Component types; their spec has the same shape as a discovery source's. */
   components: ReadonlyMap<string, DiscoverySpec>;
+  /** Active health check probe types; when absent the type is checked when the cluster is built. */
+  healthProbes?: ReadonlyMap<string, unknown>;
 }
 
 const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true, useDefaults: true });
@@ -208,6 +210,20 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
         if (shardNames.has(n)) issues.push({ path: `${p}.endpoints[${j}]`, message: `two shards are named '${n}'; give them distinct names` });
         shardNames.add(n);
       });
+    }
+    const hc = c.health_check;
+    if (hc?.outlier) {
+      const o = hc.outlier;
+      if (parseDuration(o.max_ejection_time ?? '300s') < parseDuration(o.base_ejection_time ?? '30s')) {
+        issues.push({ path: `${p}.health_check.outlier.max_ejection_time`, message: 'must not be shorter than base_ejection_time' });
+      }
+    }
+    if (hc?.active) {
+      if (reg.healthProbes && !reg.healthProbes.has(hc.active.type)) {
+        issues.push({ path: `${p}.health_check.active.type`, message: `unknown health check type '${hc.active.type}' (known: ${[...reg.healthProbes.keys()].join(', ') || 'none'})` });
+      }
+      if (parseDuration(hc.active.interval ?? '10s') <= 0) issues.push({ path: `${p}.health_check.active.interval`, message: 'must be more than 0' });
+      if (parseDuration(hc.active.timeout ?? '2s') <= 0) issues.push({ path: `${p}.health_check.active.timeout`, message: 'must be more than 0' });
     }
     if (c.component !== undefined) {
       const cp = `${p}.component`;
@@ -397,6 +413,8 @@ function normalizeCluster(c: RawCluster): ClusterConfig {
       consecutiveFailures: c.health_check?.passive?.consecutive_failures ?? 1,
       ejectionTimeMs: parseDuration(c.health_check?.passive?.ejection_time ?? '5s'),
     },
+    outlier: normalizeOutlier(c),
+    active: normalizeActive(c),
     limits: {
       maxConnections: c.limits?.max_connections ?? 10000,
       maxPendingRequests: c.limits?.max_pending_requests ?? 1024,
@@ -404,5 +422,32 @@ function normalizeCluster(c: RawCluster): ClusterConfig {
       poolIdleTimeoutMs: parseDuration(c.limits?.pool_idle_timeout ?? '60s'),
     },
     fingerprint: stableJson(c),
+  };
+}
+
+function normalizeOutlier(c: RawCluster): OutlierConfig | null {
+  const o = c.health_check?.outlier;
+  if (!o) return null;
+  return {
+    consecutiveErrors: o.consecutive_errors ?? 5,
+    errorRate: o.error_rate ? { minRequests: o.error_rate.min_requests ?? 20, thresholdPercent: o.error_rate.threshold_percent ?? 30 } : null,
+    intervalMs: parseDuration(o.interval ?? '10s'),
+    baseEjectionTimeMs: parseDuration(o.base_ejection_time ?? '30s'),
+    maxEjectionTimeMs: parseDuration(o.max_ejection_time ?? '300s'),
+    maxEjectionPercent: o.max_ejection_percent ?? 10,
+  };
+}
+
+function normalizeActive(c: RawCluster): ActiveHealthConfig | null {
+  const a = c.health_check?.active;
+  if (!a) return null;
+  const j = a.jitter ?? '10%';
+  return {
+    type: a.type,
+    intervalMs: parseDuration(a.interval ?? '10s'),
+    jitter: (typeof j === 'number' ? j : Number.parseFloat(j)) / 100,
+    timeoutMs: parseDuration(a.timeout ?? '2s'),
+    healthyThreshold: a.healthy_threshold ?? 2,
+    unhealthyThreshold: a.unhealthy_threshold ?? 3,
   };
 }

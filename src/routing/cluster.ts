@@ -9,15 +9,24 @@ import type { Component, ComponentRegistry } from '../components/component';
 export interface ClusterRegistries {
   discovery?: DiscoveryRegistry;
   components?: ComponentRegistry;
+  /** Active health check probes by type; defaults to defaultHealthProbes() (tcp, plus what the composition root installed). */
+  healthProbes?: HealthProbeRegistry;
 }
 import type { MetricsRegistry, Counter } from '../metrics';
 import type { Logger } from '../logger';
-import { Endpoint } from './endpoint';
+import { Endpoint, EJECT_REASONS } from './endpoint';
 import { createBalancer, type LoadBalancer } from './balancers';
 import { createShardPicker, type ShardPicker } from './ketama';
+import { OutlierDetector, type Ejection } from './health/outlier';
+import { ActiveHealthChecker } from './health/active';
+import { defaultHealthProbes, type HealthProbeRegistry } from './health/probe';
 
 /**
- * A named set of endpoints with a balancer, passive health and limits.
+ * A named set of endpoints with a balancer, health and limits. Health has
+ * three inputs: passive (connect failures), outlier detection (request
+ * outcomes the protocols report through reportResult) and active checks (a
+ * background probe, health/active.ts). Ejected and unhealthy endpoints are
+ * left out of the available list the balancer picks from.
  * Requests read `endpoints` (an immutable snapshot); DNS refresh and health
  * changes replace the snapshot in the background.
  */
@@ -54,6 +63,10 @@ export class Cluster {
   readonly noHealthy: Counter;
   /** Resolves once the first endpoint list is known (for discovery: or initial_timeout passed). */
   readonly ready: Promise<void>;
+  /** Passive and outlier ejection decisions. */
+  private readonly detector: OutlierDetector;
+  /** Background probes (health_check.active); null when not configured. */
+  private readonly checker: ActiveHealthChecker | null = null;
 
   constructor(
     readonly config: ClusterConfig,
@@ -64,6 +77,7 @@ export class Cluster {
     this.name = config.name;
     this.lb = createBalancer(config.lb);
     this.targets = config.endpoints;
+    this.detector = new OutlierDetector(config.outlier, config.passive);
     const labels = { cluster: this.name };
     this.cxOverflow = metrics.counter('portway_cluster_cx_overflow_total', 'Upstream connections refused by the cluster connection limit.', labels);
     this.noHealthy = metrics.counter('portway_cluster_no_healthy_total', 'Requests that found no usable endpoint.', labels);
@@ -77,9 +91,27 @@ export class Cluster {
       this.ready = Promise.resolve();
       return;
     }
+    if (config.active !== null) {
+      const probe = (registries.healthProbes ?? defaultHealthProbes()).get(config.active.type);
+      if (!probe) throw new Error(`cluster '${this.name}': unknown health check type '${config.active.type}'`);
+      this.checker = new ActiveHealthChecker(config.active, probe, {
+        endpoints: () => this.endpoints,
+        changed: (ep, healthy, reason) => {
+          if (healthy) this.log.info({ endpoint: ep.address }, 'endpoint healthy again (active health check)');
+          else this.log.warn({ endpoint: ep.address, reason }, 'endpoint unhealthy (active health check)');
+          this.rebuildAvailable(performance.now());
+        },
+        probed: (ep, ok) => {
+          metrics.counter('portway_upstream_health_check_total', 'Active health check probes, by result.', { cluster: this.name, endpoint: ep.address, result: ok ? 'success' : 'failure' }).inc();
+        },
+      });
+    }
     const dc = config.discovery;
     if (dc === null) {
-      this.ready = this.resolve().then(() => this.scheduleRefresh());
+      this.ready = this.resolve().then(() => {
+        this.scheduleRefresh();
+        this.startChecks();
+      });
       return;
     }
     const factory = registries.discovery?.get(dc.type);
@@ -103,7 +135,14 @@ export class Cluster {
       }, dc.initialTimeoutMs);
       timer.unref();
     });
-    this.ready = Promise.race([firstUpdate, timeout]).then(() => clearTimeout(timer));
+    this.ready = Promise.race([firstUpdate, timeout]).then(() => {
+      clearTimeout(timer);
+      this.startChecks();
+    });
+  }
+
+  private startChecks(): void {
+    if (!this.closed) this.checker?.start();
   }
 
   private needsDns(): boolean {
@@ -174,9 +213,11 @@ export class Cluster {
 
   private dropEndpointMetrics(e: Endpoint): void {
     const labels = { cluster: this.name, endpoint: e.address };
-    for (const n of ['portway_upstream_cx_total', 'portway_upstream_cx_connect_fail_total', 'portway_upstream_rq_total', 'portway_upstream_rq_error_total']) {
+    for (const n of ['portway_upstream_cx_total', 'portway_upstream_cx_connect_fail_total', 'portway_upstream_rq_total', 'portway_upstream_rq_error_total', 'portway_upstream_health']) {
       this.metrics.remove(n, labels);
     }
+    for (const reason of EJECT_REASONS) this.metrics.remove('portway_upstream_ejections_total', { ...labels, reason });
+    for (const result of ['success', 'failure']) this.metrics.remove('portway_upstream_health_check_total', { ...labels, result });
   }
 
   private scheduleRefresh(): void {
@@ -193,14 +234,14 @@ export class Cluster {
     let next = Infinity;
     const ok: Endpoint[] = [];
     for (const e of this.endpoints) {
-      if (e.isEjected(now)) next = Math.min(next, e.ejectedUntil);
-      else ok.push(e);
+      if (e.isEjectedOnly(now)) next = Math.min(next, e.ejectedUntil);
+      else if (e.activeHealthy) ok.push(e);
     }
     this.available = ok;
     this.nextExpiry = next;
   }
 
-  /** Endpoints not ejected. When every endpoint is ejected, all of them (panic mode: better to try than to refuse). */
+  /** Endpoints neither ejected nor unhealthy. When none is left, all of them (panic mode: better to try than to refuse). */
   usable(now = performance.now()): readonly Endpoint[] {
     if (now >= this.nextExpiry) this.rebuildAvailable(now);
     return this.available.length > 0 ? this.available : this.endpoints;
@@ -243,25 +284,32 @@ export class Cluster {
     return ep;
   }
 
-  /** A connect failure: after consecutive_failures in a row the endpoint is skipped for ejection_time. */
+  /** A connect failure: after consecutive_failures in a row the endpoint is ejected (ejection_time x recent ejections). */
   reportConnectFailure(ep: Endpoint): void {
     ep.cxConnectFail.inc();
-    ep.consecutiveFailures++;
-    if (ep.consecutiveFailures >= this.config.passive.consecutiveFailures && !ep.isEjected(performance.now())) {
-      const now = performance.now();
-      ep.ejectedUntil = now + this.config.passive.ejectionTimeMs;
-      ep.ejections++;
-      this.rebuildAvailable(now);
-      this.log.warn({ endpoint: ep.address, for_ms: this.config.passive.ejectionTimeMs }, 'endpoint ejected after connect failures');
-    }
+    const e = this.detector.connectFailure(ep);
+    if (e !== null) this.applyEjections([e], 'endpoint ejected after connect failures');
   }
 
   reportConnectSuccess(ep: Endpoint): void {
-    ep.consecutiveFailures = 0;
-    if (ep.ejectedUntil !== 0) {
-      ep.ejectedUntil = 0;
-      this.rebuildAvailable(performance.now());
-    }
+    if (this.detector.connectSuccess(ep)) this.rebuildAvailable(performance.now());
+  }
+
+  /**
+   * The outcome of one request (L4: one connection) at ep, for outlier
+   * detection. ok=false only for failures that are the endpoint's fault: an
+   * upstream reset, a broken link, a timeout; never an application error
+   * reply (Redis -ERR). Costs one test when outlier detection is off.
+   */
+  reportResult(ep: Endpoint, ok: boolean): void {
+    if (!this.detector.enabled) return;
+    const ejected = this.detector.result(ep, ok, this.endpoints);
+    if (ejected !== null && ejected.length > 0) this.applyEjections(ejected, 'endpoint ejected by outlier detection');
+  }
+
+  private applyEjections(list: Ejection[], msg: string): void {
+    for (const e of list) this.log.warn({ endpoint: e.endpoint.address, reason: e.reason, for_ms: e.forMs, ejections: e.endpoint.ejections }, msg);
+    this.rebuildAvailable(performance.now());
   }
 
   /** Stops background work. Open connections are not touched; their owners close them. */
@@ -269,6 +317,7 @@ export class Cluster {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.dnsTimer = null;
+    this.checker?.stop();
     if (this.component) {
       Promise.resolve(this.component.close()).catch((err: Error) => this.log.warn({ error: err.message }, 'component did not close cleanly'));
     }
@@ -287,6 +336,13 @@ export class Cluster {
       no_healthy: this.noHealthy.value,
       dns: this.needsDns() ? { error: this.dnsError, last_resolved: this.lastResolvedAt ? new Date(this.lastResolvedAt).toISOString() : null } : undefined,
       discovery: this.source ? this.source.status() : undefined,
+      health_check: {
+        passive: { consecutive_failures: this.config.passive.consecutiveFailures, ejection_time_ms: this.config.passive.ejectionTimeMs },
+        outlier: this.config.outlier !== null ? true : undefined,
+        active: this.config.active !== null ? this.config.active.type : undefined,
+      },
+      unhealthy: this.endpoints.filter((e) => !e.activeHealthy).length,
+      ejected: this.endpoints.filter((e) => e.isEjectedOnly(now)).length,
       component: this.component ? { type: this.component.type, capability: this.component.capability, ...this.component.health() } : undefined,
       ...Object.fromEntries([...this.reports].map(([k, f]) => [k, f()])),
       endpoints: this.endpoints.map((e) => e.toJSON(now)),

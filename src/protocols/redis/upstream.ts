@@ -182,6 +182,7 @@ export class RedisLink {
       if (this.opts.onPush) this.opts.onPush(buf, start, end);
       return;
     }
+    this.cluster.reportResult(this.endpoint, true);
     sink.onReply(buf, start, end, type);
   }
 
@@ -193,7 +194,11 @@ export class RedisLink {
     this.decoder.destroy();
     this.endpoint.cxActive--;
     this.cluster.cxActive--;
-    if (this.waiting.length > 0) this.endpoint.rqError.value += this.waiting.length;
+    if (this.waiting.length > 0) {
+      this.endpoint.rqError.value += this.waiting.length;
+      // A link that broke under requests counts once for outlier detection (a failed connect is passive health's business).
+      if (this.connected && err.code !== ErrorCode.Draining) this.cluster.reportResult(this.endpoint, false);
+    }
     for (let s = this.waiting.shift(); s !== undefined; s = this.waiting.shift()) s.onError(err);
     this.socket?.destroy();
     this.opts.onClose?.(this);

@@ -117,7 +117,9 @@ class TcpHandler implements ConnectionHandler {
       ex.info['bytes_out'] = client.bytesWritten;
       stats.bytesIn.inc(client.bytesRead);
       stats.bytesOut.inc(client.bytesWritten);
-      if (failed && ex.error?.source === 'upstream') conn.endpoint.rqError.inc();
+      const upstreamFault = failed && ex.error?.source === 'upstream';
+      if (upstreamFault) conn.endpoint.rqError.inc();
+      ex.cluster?.reportResult(conn.endpoint, !upstreamFault);
       this.ctx.chain.complete(ex);
     };
     const fail = (err: ProxyError) => {
