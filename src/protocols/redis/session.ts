@@ -650,7 +650,8 @@ export class RedisSession {
    * requests do not (their replies depend on connection state or many shards).
    */
   private viaPolicies(cmd: RespCommand, slot: Slot, keys: number[], cluster: Cluster, ex: Exchange): void {
-    const held = copyCommand(cmd);
+    // The decoder never reuses a chunk, so the command's views stay valid for retries without a copy.
+    const held = cmd;
     const heldKeys = keys.slice();
     this.inflightShared++;
     slot.side = 1;
