@@ -255,6 +255,20 @@ clusters:
     s.destroy();
   });
 
+  test('per-command stats at /metrics: count, errors, latency histogram', async () => {
+    const r = c();
+    for (let i = 0; i < 7; i++) await r.set(`stat:${i}`, 'v');
+    await assert.rejects(r.incr('stat:0'), /not an integer/);
+    await assert.rejects(r.call('NOSUCHCMD'), /unknown command/);
+    const m = (await http('GET', `${pw.admin}/metrics`)).body;
+    const val = (line: string) => Number(m.split('\n').find((l) => l.startsWith(line))?.split(' ').pop() ?? NaN);
+    assert.ok(val('portway_redis_command_total{command="set",listener="redis"}') >= 7);
+    assert.ok(val('portway_redis_command_errors_total{command="incr",listener="redis"}') >= 1);
+    assert.ok(val('portway_redis_command_errors_total{command="unknown",listener="redis"}') >= 1, 'unknown names share one series');
+    assert.ok(val('portway_redis_command_duration_seconds_count{command="set",listener="redis"}') >= 7);
+    assert.match(m, /portway_redis_command_duration_seconds_bucket\{command="set",listener="redis",le="\+Inf"\} [0-9]+/);
+  });
+
   test('upstream down: commands fail at once with a clear -ERR; service resumes when it is back', async () => {
     const r = c({ maxRetriesPerRequest: 0, enableOfflineQueue: false });
     await new Promise((resolve) => r.once('ready', resolve));

@@ -7,12 +7,12 @@ import type { Exchange } from '../../exchange';
 import { ErrorCode, type ProxyError } from '../../errors';
 import type { FilterChain, Invoke } from '../../filter';
 import type { Cluster } from '../../routing/cluster';
-import type { Counter } from '../../metrics';
+import type { Counter, Histogram, MetricsRegistry } from '../../metrics';
 import type { Logger } from '../../logger';
 import type { ListenerStats } from '../../listener';
 import type { ConnectionHandler, ProtocolBuildContext } from '../protocol';
 import type { RespCommand } from './codec';
-import { allCommands } from './commands';
+import { allCommands, commandInfo } from './commands';
 import { SharedLinks, type RedisLink } from './upstream';
 import { UserTable, type UserConfig } from './acl';
 import { MirrorTarget, type MirrorOptions } from './mirror';
@@ -48,6 +48,12 @@ export interface ReadReplicas {
   policy: ReplicaPolicy;
 }
 
+export interface CommandStats {
+  count: Counter;
+  errors: Counter;
+  latency: Histogram;
+}
+
 export interface Target {
   cluster: Cluster;
   /** The exchange the filter chain ran on, when it did (completed once the request is sent). */
@@ -70,6 +76,8 @@ export class RedisListener implements ConnectionHandler {
   readonly stats: ListenerStats & { commands: Counter };
   readonly commandCount: number;
   private readonly shared = new Map<Cluster, SharedLinks>();
+  private readonly perCommand = new Map<string, CommandStats>();
+  private readonly metrics: MetricsRegistry;
   /** Longest first. */
   private readonly prefixes: PrefixRoute[];
   private readonly catchAll: Target | null;
@@ -96,6 +104,7 @@ export class RedisListener implements ConnectionHandler {
     this.invokeComposed = ctx.chain.compose<Buffer>((ex) => (ex as PolicyExchange).send(ex));
     this.log = ctx.logger;
     this.idleTimeoutMs = ctx.listener.idleTimeoutMs;
+    this.metrics = ctx.metrics;
     const commands = ctx.metrics.counter('portway_redis_commands_total', 'Redis commands received.', { listener: this.name });
     this.stats = Object.assign(ctx.stats, { commands });
     this.commandCount = [...allCommands()].filter((c) => !c.name.includes('|')).length;
@@ -211,6 +220,25 @@ export class RedisListener implements ConnectionHandler {
   }
 
   private readonly invokeComposed: Invoke<Buffer>;
+
+  /**
+   * Counters and a latency histogram per command name, made on first use.
+   * Names outside the command table share one series, so clients cannot grow the label set.
+   */
+  commandStats(name: string): CommandStats {
+    let st = this.perCommand.get(name);
+    if (st === undefined) {
+      const label = commandInfo(name) !== undefined ? name.toLowerCase() : 'unknown';
+      const labels = { listener: this.name, command: label };
+      st = {
+        count: this.metrics.counter('portway_redis_command_total', 'Redis commands answered, per command.', labels),
+        errors: this.metrics.counter('portway_redis_command_errors_total', 'Redis commands answered with an error reply, per command.', labels),
+        latency: this.metrics.histogram('portway_redis_command_duration_seconds', 'Time from a command read to its reply ready, per command.', labels),
+      };
+      if (this.perCommand.size < 1024) this.perCommand.set(name, st);
+    }
+    return st;
+  }
 
   links(cluster: Cluster): SharedLinks {
     let l = this.shared.get(cluster);

@@ -27,7 +27,7 @@ import { commandInfo, extractKeys, resolveCommand } from './commands';
 import type { AclUser } from './acl';
 import { parseReply, readAggregateHeader, toResp3, type Resp3Shape } from './resp-value';
 import { RedisLink, type ReplySink } from './upstream';
-import type { RedisListener, Target } from './listener';
+import type { CommandStats, RedisListener, Target } from './listener';
 
 const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 const NULL_BULK2 = Buffer.from('$-1\r\n');
@@ -76,6 +76,9 @@ export class Slot implements ReplySink {
   side: 0 | 1 | 2 = 0;
   /** The exchange the filter chain saw, completed (access log, stats) when the reply is in. */
   ex: Exchange | null = null;
+  /** Per-command counters and latency, taken when the reply is in; null for pushes. */
+  stats: CommandStats | null = null;
+  t0 = 0;
   /** Called with the raw reply instead of storing it (split requests merge their parts). */
   constructor(
     readonly session: RedisSession,
@@ -256,6 +259,13 @@ export class RedisSession {
 
   fill(slot: Slot, data: Buffer): void {
     slot.data = data;
+    const st = slot.stats;
+    if (st !== null) {
+      slot.stats = null;
+      st.count.value++;
+      if (data[0] === RespType.Error) st.errors.value++;
+      st.latency.observe((performance.now() - slot.t0) / 1000);
+    }
     const ex = slot.ex;
     if (ex !== null) {
       slot.ex = null;
@@ -361,6 +371,8 @@ export class RedisSession {
     const name = cmd.name;
     this.l.stats.commands.inc();
     const slot = this.newSlot(name);
+    slot.stats = this.l.commandStats(name);
+    slot.t0 = performance.now();
     if (this.deferred.length > 0) {
       this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: false });
       return;
