@@ -9,12 +9,12 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 /** The repository root (this file runs from dist/bench/). */
 export const REPO = resolve(__dirname, '../..');
-export const PORTWAY_CLI = join(REPO, 'dist/src/cli.js');
+export const PORTWAY_CLI = resolve(__dirname, '../src/cli.js');
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -9,7 +9,8 @@ import { Proxy } from '../../src/proxy';
 import { http, waitFor } from './net';
 
 export const REPO = resolve(__dirname, '../../..');
-export const CLI = join(REPO, 'dist/src/cli.js');
+/** The built CLI beside this build of the tests (dist/, or a private out dir). */
+export const CLI = resolve(__dirname, '../../src/cli.js');
 
 export interface InProcess {
   proxy: Proxy;
