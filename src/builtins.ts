@@ -21,6 +21,8 @@ import { zookeeperDiscovery } from './routing/discovery/zookeeper';
 import { etcdDiscovery } from './routing/discovery/etcd';
 import { ComponentRegistry } from './components/component';
 import { memoryComponent } from './components/memory';
+import { memoryLogComponent } from './components/log/memory';
+import { embeddedLogComponent } from './components/log/embedded';
 import { HealthProbeRegistry, tcpHealthProbe } from './routing/health/probe';
 import { redisHealthProbe } from './protocols/redis/health-probe';
 
@@ -44,7 +46,7 @@ export function builtinDiscovery(): DiscoveryRegistry {
 }
 
 export function builtinComponents(): ComponentRegistry {
-  return new ComponentRegistry().register(memoryComponent);
+  return new ComponentRegistry().register(memoryComponent).register(memoryLogComponent).register(embeddedLogComponent);
 }
 
 /** Active health check probes by health_check.active.type; each protocol contributes its own. */

@@ -37,6 +37,12 @@ export const ErrorCode = {
   Draining: 'PW_ERR_DRAINING',
   /** A bug or an unexpected condition inside Portway. */
   Internal: 'PW_ERR_INTERNAL',
+  /** A log component was asked to create a topic that exists. */
+  TopicExists: 'PW_ERR_TOPIC_EXISTS',
+  /** A topic name a log component cannot keep (empty, too long, characters outside [A-Za-z0-9._-], '.' or '..'). */
+  InvalidTopic: 'PW_ERR_INVALID_TOPIC',
+  /** A log component's storage failed (disk full, I/O error, closed log); Kafka's KAFKA_STORAGE_ERROR. */
+  Storage: 'PW_ERR_STORAGE',
 } as const;
 
 export type ErrorCodeValue = (typeof ErrorCode)[keyof typeof ErrorCode];
