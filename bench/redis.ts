@@ -2,7 +2,10 @@
  * Redis benchmark: the same redis-benchmark load sent directly to a
  * redis-server, through twemproxy (Debian nutcracker) and through Portway's
  * Redis listener, all measured in one run on loopback; optionally Portway
- * serving the same load from its in-process memory component.
+ * serving the same load from its in-process memory component. Then three
+ * shards: three redis-servers behind nutcracker (ketama, fnv1a_64) and behind
+ * Portway with the same sharding, with random keys. Then an idle-connections
+ * check: Portway's RSS with 10,000 client connections open and idle.
  *
  * Processes: this one only orchestrates and samples CPU; the load generator
  * is redis-benchmark (C, one thread), started once per test; the upstream is
@@ -12,9 +15,14 @@
  * Each test is redis-benchmark -c CLIENTS -t TEST -P PIPELINE: first a short
  * unmeasured probe (warm-up, and its requests/s sizes -n), then the measured
  * run with -n chosen so that it lasts about --seconds.
+ *
+ * The idle check spawns Portway alone (fd limit raised to the hard limit),
+ * opens the connections from a few client processes (each connection sends
+ * one PING and then stays idle), and reads VmRSS of the Portway process from
+ * /proc before and after.
  */
 import { connect } from 'node:net';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
@@ -24,6 +32,7 @@ import {
   comparisonRows,
   CpuMeter,
   cpuRows,
+  fmt,
   freePort,
   httpGet,
   machineLine,
@@ -34,6 +43,7 @@ import {
   requireDebianTool,
   runAsMain,
   say,
+  sleep,
   startWithRetries,
   stopOnError,
   table,
@@ -84,8 +94,11 @@ export interface TestResult {
   /** redis-benchmark's name of the test, e.g. "MSET (10 keys)". */
   test: string;
   rps: number;
+  avgMs: number;
   p50Ms: number;
+  p95Ms: number;
   p99Ms: number;
+  maxMs: number;
   requests: number;
   pipeline: number;
   cpu: CpuShare;
@@ -94,6 +107,15 @@ export interface TestResult {
 }
 
 // ---------------------------------------------------------- redis-benchmark
+
+/** CpuMeter's samples (generator, upstream(s), proxy, machine) as a share; several upstreams are summed. */
+function cpuShare(s: number[], upstreams: number): CpuShare {
+  if (s.length === 0) return { generator: NaN, upstream: NaN, proxy: NaN, machine: NaN };
+  const n = Math.max(1, upstreams);
+  let up = 0;
+  for (let i = 1; i <= n; i++) up += s[i]!;
+  return { generator: s[0]!, upstream: upstreams === 0 ? NaN : up, proxy: s[n + 1]!, machine: s[n + 2]! };
+}
 
 /** The CONFIG GET redis-benchmark sends first; twemproxy does not support CONFIG, so it warns there. */
 const CONFIG_WARNING = /^WARNING: Could not fetch server CONFIG$/;
@@ -104,18 +126,21 @@ interface BenchRun {
   clients: number;
   spec: TestSpec;
   requests: number;
+  /** redis-benchmark -r: random keys out of this many (0: the one fixed key). */
+  keyspace: number;
   /** Processes whose CPU is reported besides redis-benchmark's (null: not in this path). */
-  upstreamPid: number | null;
+  upstreamPids: number[];
   proxyPid: number | null;
 }
 
 /** Runs redis-benchmark once and parses its CSV; CPU is sampled over its life (as bench/tcp does for iperf3). */
 async function redisBenchmark(children: Children, r: BenchRun): Promise<TestResult> {
   const args = ['-h', HOST, '-p', String(r.port), '-c', String(r.clients), '-n', String(r.requests), '-P', String(r.spec.pipeline), '-t', r.spec.test, '--csv'];
+  if (r.keyspace > 0) args.push('-r', String(r.keyspace));
   const child = children.spawn('redis-benchmark', r.bin, args, { keepChars: 1 << 20 });
-  const cpu = new CpuMeter([child.pid, r.upstreamPid ?? -1, r.proxyPid ?? -1]);
+  const cpu = new CpuMeter([child.pid, ...(r.upstreamPids.length > 0 ? r.upstreamPids : [-1]), r.proxyPid ?? -1]);
   // /proc/<pid> vanishes at exit, so keep the last sample taken while redis-benchmark was still there.
-  let last = [NaN, NaN, NaN, NaN];
+  let last: number[] = [];
   const sampler = setInterval(() => {
     const s = cpu.stop();
     if (Number.isFinite(s[0])) last = s;
@@ -142,26 +167,34 @@ async function redisBenchmark(children: Children, r: BenchRun): Promise<TestResu
   return {
     test: vals[0]!,
     rps: col('rps'),
+    avgMs: col('avg_latency_ms'),
     p50Ms: col('p50_latency_ms'),
+    p95Ms: col('p95_latency_ms'),
     p99Ms: col('p99_latency_ms'),
+    maxMs: col('max_latency_ms'),
     requests: r.requests,
     pipeline: r.spec.pipeline,
-    cpu: { generator: last[0]!, upstream: last[1]!, proxy: last[2]!, machine: last[3]! },
+    cpu: cpuShare(last, r.upstreamPids.length),
     messages,
   };
 }
 
 // ----------------------------------------------------------------- proxies
 
-export type PathName = 'direct' | 'twemproxy' | 'portway' | 'portway-memory';
-const ALL_PATHS: PathName[] = ['direct', 'twemproxy', 'portway', 'portway-memory'];
+export type PathName = 'direct' | 'twemproxy' | 'portway' | 'portway-memory' | 'twemproxy-3' | 'portway-3';
+const ALL_PATHS: PathName[] = ['direct', 'twemproxy', 'portway', 'portway-memory', 'twemproxy-3', 'portway-3'];
+/** The paths over three shards (random keys); the others have one upstream. */
+const SHARD_PATHS: PathName[] = ['twemproxy-3', 'portway-3'];
+const ONE_PATHS: PathName[] = ['direct', 'twemproxy', 'portway', 'portway-memory'];
 
 interface RunningPath {
   label: string;
   port: number;
   proxy: Child | null;
-  /** false: the load never reaches redis-server (the memory component). */
-  usesUpstream: boolean;
+  /** The redis-servers the load reaches (none for the memory component). */
+  upstreamPids: number[];
+  /** redis-benchmark -r (0: its one fixed key). */
+  keyspace: number;
   /** Facts worth keeping (settings, error counters, connections left open), filled after the run. */
   notes: Record<string, unknown>;
   /** redis-benchmark runs against this path so far. */
@@ -172,18 +205,24 @@ interface RunningPath {
 /** The settings twemproxy uses because the pool does not give them (nutcracker 0.5.0's defaults), for the notes. */
 const TWEMPROXY_DEFAULTS = 'hash fnv1a_64, distribution ketama, server_connections 1, timeout none, backlog 512, preconnect false, auto_eject_hosts false, client_connections 0 (no limit), mbuf 16 KiB';
 
-function twemproxyConfig(port: number, upstream: number): string {
-  // Only what the issue asks for; everything else is nutcracker's default (TWEMPROXY_DEFAULTS).
+function twemproxyConfig(port: number, upstreams: number[]): string {
+  // Only what the issue asks for (hash and distribution written out for the shards); everything else is nutcracker's default.
   return `bench:
   listen: ${HOST}:${port}
   redis: true
+  hash: fnv1a_64
+  distribution: ketama
   servers:
-    - ${HOST}:${upstream}:1
+${upstreams.map((u) => `    - ${HOST}:${u}:1`).join('\n')}
 `;
 }
 
-function portwayConfig(admin: number, port: number, upstream: number | null): string {
-  // connections_per_endpoint is left at its default, 1: every client multiplexed over one link, like twemproxy.
+function portwayConfig(admin: number, port: number, upstreams: number[] | null): string {
+  // connections_per_endpoint is left at its default, 1: every client multiplexed over one link per server, like twemproxy.
+  let cluster: string;
+  if (upstreams === null) cluster = '  - name: redis\n    component: { type: memory }\n';
+  else if (upstreams.length === 1) cluster = `  - name: redis\n    endpoints: ["${HOST}:${upstreams[0]}"]\n`;
+  else cluster = `  - name: redis\n    sharding: { hash: fnv1a_64, distribution: ketama }\n    endpoints: [${upstreams.map((u) => `"${HOST}:${u}"`).join(', ')}]\n`;
   return `admin: { address: ${HOST}:${admin} }
 log: { level: warn }
 drain_timeout: 1s
@@ -193,7 +232,7 @@ listeners:
     protocol: redis
     routes: [{ cluster: redis }]
 clusters:
-${upstream === null ? '  - name: redis\n    component: { type: memory }\n' : `  - name: redis\n    endpoints: ["${HOST}:${upstream}"]\n`}`;
+${cluster}`;
 }
 
 /** One request to nutcracker's stats port (it answers a JSON document and closes); null when it cannot be read. */
@@ -215,7 +254,7 @@ function twemproxyStats(port: number): Promise<Record<string, unknown> | null> {
 }
 
 /**
- * The non-zero error counters of nutcracker's pool and its server, and the client connections it still holds.
+ * The non-zero error counters of nutcracker's pool and its servers, and the client connections it still holds.
  * Every redis-benchmark run starts with CONFIG GET, which twemproxy rejects by closing that connection: one
  * client_err per run is expected and is not reported as an error.
  */
@@ -260,32 +299,67 @@ async function portwayNotes(admin: number, notes: Record<string, unknown>): Prom
 interface PathContext {
   children: Children;
   tmp: string;
-  upstreamPort: number;
+  /** The one-upstream scenario's redis-server. */
+  upstream: Upstream;
+  /** The three shards (started on first use). */
+  shards: () => Promise<Upstream[]>;
   nutcrackerBin: string | null;
   /** --cpu-prof DIR: Portway runs with node --cpu-prof into this directory. */
   cpuProfDir: string | null;
+  /** redis-benchmark -r for the shard paths. */
+  keyspace: number;
+}
+
+interface Upstream {
+  port: number;
+  child: Child;
+}
+
+/** Spawns a command with the open-files limit raised to the hard limit (10,000 idle connections need more than the usual 1024). */
+function withFdLimit(cmd: string, args: string[]): [string, string[]] {
+  return ['sh', ['-c', 'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"', cmd, ...args]];
+}
+
+/** Starts Portway on a config; resolves once /ready answers. */
+async function startPortwayChild(ctx: PathContext, name: string, upstreams: number[] | null): Promise<{ proxy: Child; port: number; admin: number }> {
+  const port = await freePort();
+  const admin = await freePort();
+  const file = join(ctx.tmp, `${name}.yaml`);
+  writeFileSync(file, portwayConfig(admin, port, upstreams));
+  const nodeArgs = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
+  const [cmd, args] = withFdLimit(process.execPath, [...nodeArgs, PORTWAY_CLI, 'run', '-c', file]);
+  const proxy = ctx.children.spawn(name, cmd, args, { cwd: REPO });
+  await stopOnError(proxy, waitForHttp200(`http://${HOST}:${admin}/ready`, 15_000, proxy));
+  return { proxy, port, admin };
 }
 
 async function startPath(path: PathName, ctx: PathContext): Promise<RunningPath> {
-  const { children, tmp, upstreamPort } = ctx;
+  const { children, tmp } = ctx;
+  const sharded = SHARD_PATHS.includes(path);
+  const ups = sharded ? await ctx.shards() : [ctx.upstream];
+  const upstreamPorts = ups.map((u) => u.port);
+  const upstreamPids = ups.map((u) => u.child.pid);
+  const keyspace = sharded ? ctx.keyspace : 0;
   if (path === 'direct') {
-    return { label: 'direct', port: upstreamPort, proxy: null, usesUpstream: true, notes: {}, runs: 0, finish: async () => {} };
+    return { label: 'direct', port: ctx.upstream.port, proxy: null, upstreamPids, keyspace, notes: {}, runs: 0, finish: async () => {} };
   }
-  const port = await freePort();
-  if (path === 'twemproxy') {
+  if (path === 'twemproxy' || path === 'twemproxy-3') {
+    const port = await freePort();
     const stats = await freePort();
-    const file = join(tmp, 'nutcracker.yml');
-    writeFileSync(file, twemproxyConfig(port, upstreamPort));
+    const file = join(tmp, `${path}.yml`);
+    const config = twemproxyConfig(port, upstreamPorts);
+    writeFileSync(file, config);
     // Stats on loopback and a free port (its default is 0.0.0.0:22222), aggregated every second so the
     // error counters are current when read after the run; its log goes to the temporary directory.
-    const proxy = children.spawn('nutcracker', ctx.nutcrackerBin!, ['-c', file, '-s', String(stats), '-a', HOST, '-i', '1000', '-o', join(tmp, 'nutcracker.log')]);
+    const proxy = children.spawn(path, ctx.nutcrackerBin!, ['-c', file, '-s', String(stats), '-a', HOST, '-i', '1000', '-o', join(tmp, `${path}.log`)]);
     await stopOnError(proxy, waitForPort(port, 15_000, proxy));
-    const notes: Record<string, unknown> = { config: twemproxyConfig(port, upstreamPort), defaults: TWEMPROXY_DEFAULTS };
+    const notes: Record<string, unknown> = { config, defaults: TWEMPROXY_DEFAULTS };
     const running: RunningPath = {
       label: 'twemproxy',
       port,
       proxy,
-      usesUpstream: true,
+      upstreamPids,
+      keyspace,
       notes,
       runs: 0,
       finish: async () => {
@@ -298,18 +372,14 @@ async function startPath(path: PathName, ctx: PathContext): Promise<RunningPath>
     return running;
   }
   const memory = path === 'portway-memory';
-  const admin = await freePort();
-  const file = join(tmp, `${path}.yaml`);
-  writeFileSync(file, portwayConfig(admin, port, memory ? null : upstreamPort));
-  const nodeArgs = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfDir, '--cpu-prof-name', `${path}-${Date.now()}.cpuprofile`] : [];
-  const proxy = children.spawn(path, process.execPath, [...nodeArgs, PORTWAY_CLI, 'run', '-c', file], { cwd: REPO });
-  await stopOnError(proxy, waitForHttp200(`http://${HOST}:${admin}/ready`, 15_000, proxy));
+  const { proxy, port, admin } = await startPortwayChild(ctx, path, memory ? null : upstreamPorts);
   const notes: Record<string, unknown> = {};
   return {
     label: memory ? 'portway(memory)' : 'portway',
     port,
     proxy,
-    usesUpstream: !memory,
+    upstreamPids: memory ? [] : upstreamPids,
+    keyspace,
     notes,
     runs: 0,
     finish: async () => {
@@ -337,6 +407,95 @@ function memoryComponentMissing(tmp: string): string | null {
   throw new Error(`portway validate rejected the memory-component config (exit ${r.status}): ${text.slice(-1000)}`);
 }
 
+// ------------------------------------------------------------ idle connections
+
+/** The client side of the idle check, run with `node -e` in each client process: argv port, count. */
+const IDLE_CLIENT = `
+const net = require('net');
+const [port, count] = process.argv.slice(1).map(Number);
+let open = 0, started = 0, failed = 0;
+const sockets = [];
+function next() {
+  if (started >= count) return;
+  started++;
+  const s = net.connect({ port, host: '127.0.0.1' });
+  sockets.push(s);
+  let seen = '';
+  s.on('connect', () => s.write('*1\\r\\n$4\\r\\nPING\\r\\n'));
+  s.on('data', (d) => {
+    seen += d;
+    if (seen === '+PONG\\r\\n') { open++; report(); next(); }
+  });
+  s.on('error', () => { failed++; report(); next(); });
+}
+function report() { if (open + failed === count) process.stdout.write('ready ' + open + ' ' + failed + '\\n'); }
+for (let i = 0; i < 64; i++) next();
+process.stdin.on('data', () => {});
+`;
+
+export interface IdleResult {
+  connections: number;
+  /** Connections that answered PING and stayed open. */
+  open: number;
+  failed: number;
+  /** Portway's VmRSS before any client connected and with every client connected, MB (2^20 bytes). */
+  rssBeforeMb: number;
+  rssAfterMb: number;
+  /** (after - before) / open, KB. */
+  perConnectionKb: number;
+  /** What Portway's listener counted as active connections. */
+  listenerActive: number | null;
+  goalMb: number;
+  error?: string;
+}
+
+const IDLE_GOAL_MB = 200;
+
+function vmRssMb(pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+async function runIdle(ctx: PathContext, connections: number): Promise<IdleResult> {
+  const result: IdleResult = { connections, open: 0, failed: 0, rssBeforeMb: NaN, rssAfterMb: NaN, perConnectionKb: NaN, listenerActive: null, goalMb: IDLE_GOAL_MB };
+  const { proxy, port, admin } = await startWithRetries('portway (idle)', () => startPortwayChild(ctx, 'portway-idle', [ctx.upstream.port]));
+  const clients: Child[] = [];
+  try {
+    // One client connection through Portway first, so the upstream link and the JIT are in the baseline.
+    const warm = ctx.children.spawn('idle-warm', process.execPath, ['-e', IDLE_CLIENT, String(port), '1']);
+    await warm.waitForOutput(/ready \d+ \d+/, 10_000);
+    await warm.stop();
+    await sleep(500);
+    result.rssBeforeMb = vmRssMb(proxy.pid);
+    const processes = Math.max(1, Math.ceil(connections / 2500));
+    for (let i = 0; i < processes; i++) {
+      const n = Math.floor(connections / processes) + (i < connections % processes ? 1 : 0);
+      const [cmd, args] = withFdLimit(process.execPath, ['-e', IDLE_CLIENT, String(port), String(n)]);
+      clients.push(ctx.children.spawn(`idle-client-${i}`, cmd, args));
+    }
+    for (const c of clients) {
+      const m = await c.waitForOutput(/ready (\d+) (\d+)/, 120_000);
+      result.open += Number(m[1]);
+      result.failed += Number(m[2]);
+    }
+    // Let the last sessions settle before reading RSS.
+    await sleep(1000);
+    result.rssAfterMb = vmRssMb(proxy.pid);
+    result.perConnectionKb = result.open > 0 ? ((result.rssAfterMb - result.rssBeforeMb) * 1024) / result.open : NaN;
+    try {
+      const l = JSON.parse((await httpGet(`http://${HOST}:${admin}/listeners`)).body) as { listeners?: Record<string, { cx_active?: number }> };
+      result.listenerActive = l.listeners?.['bench']?.cx_active ?? null;
+    } catch {
+      result.listenerActive = null;
+    }
+    if (!proxy.alive) throw new Error(`portway died during the idle check (exit ${proxy.exitCode}); output:\n${proxy.output()}`);
+  } finally {
+    await Promise.all(clients.map((c) => c.stop()));
+    await proxy.stop();
+  }
+  return result;
+}
+
 // --------------------------------------------------------------------- run
 
 export interface Options {
@@ -345,6 +504,10 @@ export interface Options {
   pipeline: number;
   tests: TestName[];
   paths: PathName[];
+  /** redis-benchmark -r on the shard paths. */
+  keyspace: number;
+  /** Idle client connections to hold open (0: no idle check). */
+  idle: number;
   cpuProfDir: string | null;
   json: string | null;
 }
@@ -364,16 +527,20 @@ export interface RedisBenchResult {
   options: Options;
   versions: Record<string, string>;
   paths: Partial<Record<PathName, PathResult>>;
+  idle?: IdleResult;
 }
 
 const HELP = `node dist/bench/redis.js [options]   (or: npm run bench)
 
-  --quick               1 s per test instead of 3 (about 30 s in all instead of about 70 s)
+  --quick               1 s per test instead of 3, and 2,000 idle connections instead of 10,000
   --seconds N           target length of each measured redis-benchmark run (default 3; env BENCH_SECONDS)
   --clients N           redis-benchmark -c (default 50)
   --pipeline N          the pipelined rows' -P (default 16)
   --tests LIST          comma-separated subset of ${ALL_TESTS.join(',')} (pN = --pipeline)
   --paths LIST          comma-separated subset of ${ALL_PATHS.join(',')}
+                        (the -3 paths: three shards, nutcracker ketama/fnv1a_64 and Portway with the same sharding)
+  --keyspace N          redis-benchmark -r on the three-shard paths (default 100000)
+  --idle N              idle client connections held open for the RSS check (default 10000; 0: no check)
   --cpu-prof DIR        run Portway under node --cpu-prof, profiles written to DIR
   --json FILE           also write the results as JSON
 `;
@@ -387,6 +554,8 @@ function parseOptions(argv: string[]): Options | null {
       pipeline: { type: 'string' },
       tests: { type: 'string' },
       paths: { type: 'string' },
+      keyspace: { type: 'string' },
+      idle: { type: 'string' },
       'cpu-prof': { type: 'string' },
     },
     HELP,
@@ -411,6 +580,8 @@ function parseOptions(argv: string[]): Options | null {
     pipeline: Math.floor(num(values.pipeline, 'pipeline', null, 16, 2)),
     tests: list(values.tests, ALL_TESTS, 'tests'),
     paths: list(values.paths, ALL_PATHS, 'paths'),
+    keyspace: Math.floor(num(values.keyspace, 'keyspace', null, 100_000, 1)),
+    idle: Math.floor(num(values.idle, 'idle', null, quick ? 2000 : 10_000, 0)),
     cpuProfDir: values['cpu-prof'] ?? null,
     json: values.json ?? null,
   };
@@ -421,7 +592,7 @@ function version(bin: string, args: string[]): string {
   return `${r.stdout}${r.stderr}`.split('\n')[0]!.trim();
 }
 
-async function runPath(path: PathName, opts: Options, ctx: PathContext & { benchBin: string; upstream: Child }): Promise<PathResult> {
+async function runPath(path: PathName, opts: Options, ctx: PathContext & { benchBin: string }): Promise<PathResult> {
   const running = await startWithRetries(path, () => startPath(path, ctx));
   const result: PathResult = { label: running.label, tests: {}, notes: running.notes };
   try {
@@ -435,14 +606,15 @@ async function runPath(path: PathName, opts: Options, ctx: PathContext & { bench
           clients: opts.clients,
           spec,
           requests,
-          upstreamPid: running.usesUpstream ? ctx.upstream.pid : null,
+          keyspace: running.keyspace,
+          upstreamPids: running.upstreamPids,
           proxyPid: running.proxy?.pid ?? null,
         });
       };
       // The probe warms the path up (JIT, buffers, the proxy's upstream link) and sizes the measured run.
       const probe = await run(spec.probeRequests);
       const requests = Math.min(MAX_REQUESTS, Math.max(spec.probeRequests, Math.round((probe.rps * opts.seconds) / 1000) * 1000));
-      say(`  ${running.label}: ${probe.test} -P ${spec.pipeline} -n ${requests}`);
+      say(`  ${path}: ${probe.test} -P ${spec.pipeline} -n ${requests}`);
       const measured = await run(requests);
       measured.messages.unshift(...probe.messages.map((m) => `(probe) ${m}`));
       result.tests[name] = measured;
@@ -452,6 +624,21 @@ async function runPath(path: PathName, opts: Options, ctx: PathContext & { bench
     await running.finish();
   }
   return result;
+}
+
+/** A redis-server on a free port, persistence off (a few tries: the port may be taken before it binds). */
+async function startRedisServer(children: Children, bin: string, name: string): Promise<Upstream> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const child = children.spawn(name, bin, ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no']);
+    try {
+      await waitForPort(port, 10_000, child);
+      return { port, child };
+    } catch (e) {
+      await child.stop();
+      if (attempt === 3) throw e;
+    }
+  }
 }
 
 export async function runRedisBench(opts: Options): Promise<RedisBenchResult> {
@@ -464,25 +651,26 @@ export async function runRedisBench(opts: Options): Promise<RedisBenchResult> {
   try {
     const serverBin = requireDebianTool('redis-server', 'redis-server', ['/usr/bin/redis-server']);
     const benchBin = requireDebianTool('redis-benchmark', 'redis-tools', ['/usr/bin/redis-benchmark']);
-    const nutcrackerBin = opts.paths.includes('twemproxy') ? requireDebianTool('nutcracker', 'nutcracker', ['/usr/sbin/nutcracker']) : null;
+    const nutcrackerBin = opts.paths.some((p) => p.startsWith('twemproxy')) ? requireDebianTool('nutcracker', 'nutcracker', ['/usr/sbin/nutcracker']) : null;
     out.versions['redis-server'] = version(serverBin, ['--version']);
     out.versions['redis-benchmark'] = version(benchBin, ['--version']);
     if (nutcrackerBin) out.versions['nutcracker'] = version(nutcrackerBin, ['--version']);
 
-    let upstream: Child | undefined;
-    let upstreamPort = 0;
-    for (let attempt = 1; !upstream; attempt++) {
-      upstreamPort = await freePort();
-      const child = children.spawn('redis-server', serverBin, ['--port', String(upstreamPort), '--bind', HOST, '--save', '', '--appendonly', 'no']);
-      try {
-        await waitForPort(upstreamPort, 10_000, child);
-        upstream = child;
-      } catch (e) {
-        await child.stop();
-        if (attempt === 3) throw e;
-      }
-    }
-    const ctx = { children, tmp, upstreamPort, nutcrackerBin, cpuProfDir: opts.cpuProfDir, benchBin, upstream };
+    const upstream = await startRedisServer(children, serverBin, 'redis-server');
+    let shards: Upstream[] | null = null;
+    const ctx = {
+      children,
+      tmp,
+      upstream,
+      shards: async () => {
+        if (shards === null) shards = [await startRedisServer(children, serverBin, 'shard-0'), await startRedisServer(children, serverBin, 'shard-1'), await startRedisServer(children, serverBin, 'shard-2')];
+        return shards;
+      },
+      nutcrackerBin,
+      cpuProfDir: opts.cpuProfDir,
+      keyspace: opts.keyspace,
+      benchBin,
+    };
     for (const path of opts.paths) {
       if (path === 'portway-memory') {
         const missing = memoryComponentMissing(tmp);
@@ -500,7 +688,18 @@ export async function runRedisBench(opts: Options): Promise<RedisBenchResult> {
         out.paths[path] = { label: path, tests: {}, notes: {}, error: (e as Error).message };
         say(`bench: ${path} failed: ${(e as Error).message}`);
       }
-      if (!upstream.alive) throw new Error(`redis-server died (exit ${upstream.exitCode}); output:\n${upstream.output()}`);
+      for (const u of [upstream, ...((shards as Upstream[] | null) ?? [])]) {
+        if (!u.child.alive) throw new Error(`${u.child.name} died (exit ${u.child.exitCode}); output:\n${u.child.output()}`);
+      }
+    }
+    if (opts.idle > 0) {
+      say(`bench: ${opts.idle} idle connections to portway`);
+      try {
+        out.idle = await runIdle(ctx, opts.idle);
+      } catch (e) {
+        out.idle = { connections: opts.idle, open: 0, failed: 0, rssBeforeMb: NaN, rssAfterMb: NaN, perConnectionKb: NaN, listenerActive: null, goalMb: IDLE_GOAL_MB, error: (e as Error).message };
+        say(`bench: idle check failed: ${(e as Error).message}`);
+      }
     }
   } finally {
     await children.stopAll();
@@ -518,83 +717,123 @@ function testLabel(name: TestName, r: RedisBenchResult): string {
   return `${cmd} -P ${p}`;
 }
 
-export function report(r: RedisBenchResult): string {
-  const cols = ALL_PATHS.filter((p) => r.paths[p] !== undefined && !r.paths[p]!.skipped);
+interface GoalPart {
+  text: string;
+  ok: boolean;
+}
+
+/**
+ * The issue's goal for one scenario: throughput >= 1.0x twemproxy at pipeline 1 and >= 1.5x at pipeline 16,
+ * p99 no worse than twemproxy's on those rows.
+ */
+function goalLine(r: RedisBenchResult, pw: PathResult | undefined, tw: PathResult | undefined, scenario: string): string[] {
+  const goalText = "throughput >= 1.0x twemproxy's at pipeline 1 and >= 1.5x at pipeline 16, p99 no worse than twemproxy's";
+  if (!pw || !tw) return [`Goal (issue), ${scenario}: ${goalText}: not checked (needs both the portway and twemproxy paths).`];
+  const rows: Array<[TestName, number]> = [
+    ['set-p1', 1.0],
+    ['get-p1', 1.0],
+  ];
+  if (r.options.pipeline === 16) rows.push(['set-pN', 1.5], ['get-pN', 1.5]);
+  const tput: GoalPart[] = [];
+  const p99: GoalPart[] = [];
+  for (const [t, min] of rows) {
+    const a = pw.tests[t];
+    const b = tw.tests[t];
+    if (!a || !b) continue;
+    tput.push({ text: `${testLabel(t, r)} ${(a.rps / b.rps).toFixed(2)}x (>= ${min.toFixed(1)}x)`, ok: a.rps >= min * b.rps });
+    p99.push({ text: `${testLabel(t, r)} ${fmt(a.p99Ms)} vs ${fmt(b.p99Ms)} ms`, ok: a.p99Ms <= b.p99Ms });
+  }
+  if (tput.length === 0) return [`Goal (issue), ${scenario}: ${goalText}: not checked (no goal row measured on both paths).`];
+  const verdict = (xs: GoalPart[]) => (xs.every((x) => x.ok) ? 'met' : 'NOT met');
+  const complete = tput.length === 4;
+  return [
+    `Goal (issue), ${scenario}: ${goalText}.`,
+    `  throughput: ${tput.map((x) => `${x.text}${x.ok ? '' : ' NOT met'}`).join(', ')}: ${verdict(tput)}`,
+    `  p99 (portway vs twemproxy): ${p99.map((x) => `${x.text}${x.ok ? '' : ' (worse)'}`).join(', ')}: ${verdict(p99)}`,
+    `  Overall: ${verdict([...tput, ...p99])}${complete ? '' : ' (not every row of the goal was measured)'}.`,
+  ];
+}
+
+/** The table of one scenario: per test requests/s, p50 and p99 for each path, and the ratios. */
+function scenarioTable(r: RedisBenchResult, title: string, names: PathName[], pwName: PathName, twName: PathName, directName: PathName | null): string[] {
+  const cols = names.filter((p) => r.paths[p] !== undefined && !r.paths[p]!.skipped);
+  if (cols.length === 0) return [];
   const paths = cols.map((c) => r.paths[c]!);
-  const label = (p: PathName) => r.paths[p]!.label;
-  const pw = r.paths.portway;
-  const tw = r.paths.twemproxy;
-  const dir = r.paths.direct;
+  const pw = r.paths[pwName];
+  const tw = r.paths[twName];
+  const dir = directName ? r.paths[directName] : undefined;
   const ratioCols: Array<[string, PathResult]> = [];
   if (pw && tw) ratioCols.push(['portway/twemproxy', tw]);
   if (pw && dir) ratioCols.push(['portway/direct', dir]);
-
-  const cores = availableParallelism();
-  const header = [`Redis benchmark (Node ${process.version}, ${cores} cores)`, ...cols.map(label), ...ratioCols.map(([n]) => n)];
+  const header = [title, ...paths.map((p) => p.label), ...ratioCols.map(([n]) => n)];
   const rows: string[][] = [];
   for (const t of r.options.tests) {
     const metrics: Array<[string, (p: PathResult) => number | undefined]> = [
       [`${testLabel(t, r)} requests/s`, (p) => p.tests[t]?.rps],
       ['  p50 ms', (p) => p.tests[t]?.p50Ms],
+      ['  p99 ms', (p) => p.tests[t]?.p99Ms],
     ];
     rows.push(...comparisonRows(metrics, paths, pw, ratioCols));
   }
   const lines = [table(header, rows)];
-
+  const cores = availableParallelism();
   const cpuMetrics = r.options.tests.map((t): CpuMeasurement<PathResult> => [testLabel(t, r), (p) => p.tests[t]]);
   const cpu = cpuRows(cpuMetrics, paths);
   if (cpu.length) {
-    lines.push('', table([`CPU % (100 = one core): redis-benchmark / redis-server / proxy / machine (of ${cores * 100})`, ...cols.map(label)], cpu));
+    lines.push('', table([`CPU % (100 = one core): redis-benchmark / redis-server(s) / proxy / machine (of ${cores * 100})`, ...paths.map((p) => p.label)], cpu));
   }
   // Nearly all loopback work (softirq included) is charged to our processes, so a large remainder is someone else's load.
   const warning = otherLoadWarning(cpuMetrics, paths, (p) => p.label, (c) => [c.generator, c.upstream, c.proxy].filter(Number.isFinite).reduce((a, b) => a + b, 0));
   if (warning) lines.push(warning);
+  lines.push('', ...goalLine(r, pw, tw, title.toLowerCase()));
+  return lines;
+}
 
-  const goalText = "Portway at or above twemproxy's throughput at pipeline 1 and above it at pipeline 16";
-  if (pw && tw) {
-    const part = (t: TestName, strict: boolean) => {
-      const a = pw.tests[t]?.rps;
-      const b = tw.tests[t]?.rps;
-      if (a === undefined || b === undefined) return null;
-      return { text: `${testLabel(t, r)} ${(a / b).toFixed(2)}x`, ok: strict ? a > b : a >= b };
-    };
-    const p1 = [part('set-p1', false), part('get-p1', false)].filter((x) => x !== null);
-    const pN = r.options.pipeline === 16 ? [part('set-pN', true), part('get-pN', true)].filter((x) => x !== null) : [];
-    const verdict = (xs: Array<{ ok: boolean }>) => (xs.every((x) => x.ok) ? 'met' : 'NOT met');
-    const parts: string[] = [];
-    if (p1.length) parts.push(`pipeline 1: ${p1.map((x) => x.text).join(', ')}: ${verdict(p1)}`);
-    if (pN.length) parts.push(`pipeline 16: ${pN.map((x) => x.text).join(', ')}: ${verdict(pN)}`);
-    if (parts.length) {
-      const all = p1.length === 2 && pN.length === 2 && [...p1, ...pN].every((x) => x.ok);
-      lines.push('', `Goal (issue): ${goalText}.`, `  ${parts.join('; ')}. Overall: ${all ? 'met' : 'NOT met'}${p1.length === 2 && pN.length === 2 ? '' : ' (not every row of the goal was measured)'}.`);
-    }
-  } else {
-    lines.push('', `Goal (issue): ${goalText}: not checked (needs the portway and twemproxy paths).`);
-  }
+export function report(r: RedisBenchResult): string {
+  const lines: string[] = [];
+  const one = scenarioTable(r, `One upstream (Node ${process.version}, ${availableParallelism()} cores)`, ONE_PATHS, 'portway', 'twemproxy', 'direct');
+  if (one.length) lines.push(...one);
+  const three = scenarioTable(r, `Three shards (ketama, fnv1a_64; -r ${r.options.keyspace})`, SHARD_PATHS, 'portway-3', 'twemproxy-3', null);
+  if (three.length) lines.push(...(lines.length ? [''] : []), ...three);
 
   for (const c of ALL_PATHS) {
     const p = r.paths[c];
     if (!p) continue;
-    if (p.skipped) lines.push('', `${p.label} skipped: ${p.skipped}`);
-    if (p.error) lines.push('', `${p.label} FAILED: ${p.error}`);
+    const where = SHARD_PATHS.includes(c) ? `${p.label} (3 shards)` : p.label;
+    if (p.skipped) lines.push('', `${where} skipped: ${p.skipped}`);
+    if (p.error) lines.push('', `${where} FAILED: ${p.error}`);
     for (const [t, m] of Object.entries(p.tests)) {
-      if (m.messages.length) lines.push(`${p.label} ${testLabel(t as TestName, r)}: redis-benchmark printed: ${m.messages.slice(0, 5).join(' | ')}${m.messages.length > 5 ? ` (+${m.messages.length - 5} more)` : ''}`);
+      if (m.messages.length) lines.push(`${where} ${testLabel(t as TestName, r)}: redis-benchmark printed: ${m.messages.slice(0, 5).join(' | ')}${m.messages.length > 5 ? ` (+${m.messages.length - 5} more)` : ''}`);
     }
     const errors = p.notes['errors'] as Record<string, number> | undefined;
-    if (errors && Object.keys(errors).length) lines.push(`${p.label} counted errors: ${JSON.stringify(errors)}`);
-    if (p.notes['stats_error']) lines.push(`${p.label}: counters not read (${String(p.notes['stats_error'])})`);
+    if (errors && Object.keys(errors).length) lines.push(`${where} counted errors: ${JSON.stringify(errors)}`);
+    if (p.notes['stats_error']) lines.push(`${where}: counters not read (${String(p.notes['stats_error'])})`);
     const left = p.notes['client_connections_left'];
     if (typeof left === 'number' && left > 0) {
-      lines.push(`${p.label}: ${left} client connections still open after every redis-benchmark had exited (should be 0)`);
+      lines.push(`${where}: ${left} client connections still open after every redis-benchmark had exited (should be 0)`);
     }
-    if (p.notes['exit']) lines.push(`${p.label}: ${String(p.notes['exit'])}`);
+    if (p.notes['exit']) lines.push(`${where}: ${String(p.notes['exit'])}`);
   }
+
+  const idle = r.idle;
+  if (idle) {
+    lines.push('');
+    if (idle.error) lines.push(`Idle connections: FAILED: ${idle.error}`);
+    else {
+      const ok = idle.open === idle.connections && idle.rssAfterMb <= idle.goalMb;
+      lines.push(
+        `Idle connections: ${idle.open} of ${idle.connections} open and idle (each sent one PING)${idle.failed ? `, ${idle.failed} failed` : ''}; listener counted ${idle.listenerActive ?? '?'} active.`,
+        `  Portway VmRSS ${fmt(idle.rssAfterMb)} MB (before the clients: ${fmt(idle.rssBeforeMb)} MB; ${fmt(idle.perConnectionKb)} KB per connection). Goal (issue): ${idle.connections} idle connections in at most ${idle.goalMb} MB: ${idle.connections < 10_000 ? 'not checked at this count (the goal is 10,000)' : ok ? 'met' : 'NOT met'}.`,
+      );
+    }
+  }
+
   lines.push(
     '',
     `${r.machine}; ${Object.values(r.versions).join('; ')}.`,
-    `redis-benchmark -c ${r.options.clients}, default 3-byte values and one key (no -r), -n sized for about ${r.options.seconds} s per run after an unmeasured probe.`,
-    `twemproxy: one pool (redis: true, the one server), nutcracker defaults otherwise: ${TWEMPROXY_DEFAULTS}. portway: one redis listener, one cluster, connections_per_endpoint 1 (its default), log level warn, no access_log.`,
-    'All processes share the machine\'s cores; p50 ratios above 1 mean Portway is slower.',
+    `redis-benchmark -c ${r.options.clients}, default 3-byte values; one upstream: its one key (no -r); three shards: -r ${r.options.keyspace}. -n sized for about ${r.options.seconds} s per run after an unmeasured probe.`,
+    `twemproxy: one pool (redis: true), nutcracker defaults otherwise: ${TWEMPROXY_DEFAULTS}. portway: one redis listener, one cluster (sharding: fnv1a_64, ketama over the three shards), connections_per_endpoint 1 (its default), log level warn, no access_log.`,
+    "All processes share the machine's cores; p50/p99 ratios above 1 mean Portway is slower.",
   );
   return lines.join('\n');
 }

@@ -6,6 +6,10 @@ import { FilterRegistry } from './filter';
 import { ProtocolRegistry } from './protocols/protocol';
 import { tcpProtocol } from './protocols/tcp';
 import { redisProtocol } from './protocols/redis';
+import { xmlrpcProtocol, xmlrpcHttpHandler } from './protocols/xmlrpc';
+import { kafkaProtocol } from './protocols/kafka';
+import { boltProtocol } from './protocols/bolt';
+import { autoProtocol } from './protocols/auto';
 import { accessLogFilter } from '../filters/access_log';
 import { routerFilter } from '../filters/router';
 import { rateLimitFilter } from '../filters/rate_limit';
@@ -25,6 +29,8 @@ import { memoryLogComponent } from './components/log/memory';
 import { embeddedLogComponent } from './components/log/embedded';
 import { HealthProbeRegistry, tcpHealthProbe } from './routing/health/probe';
 import { redisHealthProbe } from './protocols/redis/health-probe';
+import { createHttpProtocol, HttpHandlerRegistry, httpHealthProbe } from './protocols/http';
+import { boltHealthProbe } from './protocols/bolt/health-probe';
 
 export function builtinFilters(): FilterRegistry {
   return new FilterRegistry()
@@ -38,7 +44,7 @@ export function builtinFilters(): FilterRegistry {
 }
 
 export function builtinProtocols(): ProtocolRegistry {
-  return new ProtocolRegistry().register(tcpProtocol).register(redisProtocol);
+  return new ProtocolRegistry().register(tcpProtocol).register(redisProtocol).register(createHttpProtocol(new HttpHandlerRegistry().register(xmlrpcHttpHandler))).register(kafkaProtocol).register(boltProtocol).register(xmlrpcProtocol).register(autoProtocol);
 }
 
 export function builtinDiscovery(): DiscoveryRegistry {
@@ -51,7 +57,7 @@ export function builtinComponents(): ComponentRegistry {
 
 /** Active health check probes by health_check.active.type; each protocol contributes its own. */
 export function builtinHealthProbes(): HealthProbeRegistry {
-  return new HealthProbeRegistry().register(tcpHealthProbe).register(redisHealthProbe);
+  return new HealthProbeRegistry().register(tcpHealthProbe).register(redisHealthProbe).register(httpHealthProbe).register(boltHealthProbe);
 }
 
 export interface Builtins {

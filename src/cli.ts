@@ -7,12 +7,15 @@ import { ConfigError } from './config/validate';
 import { createLogger, LOG_LEVELS, type Logger } from './logger';
 import { Proxy } from './proxy';
 import { VERSION } from './version';
+import { iptablesCommand } from './sidecar/iptables-cli';
 
 const HELP = `portway ${VERSION}: a protocol-translating sidecar proxy
 
 Usage:
   portway run      [-c FILE] [--log-level LEVEL]   run the proxy
   portway validate [-c FILE]                       check a config; print every problem
+  portway iptables [--apply|--clean] [options]     print/install/remove the sidecar nat rules
+                                                   (portway iptables --help)
   portway --help | --version
 
 Options:
@@ -45,6 +48,8 @@ function err(s: string): void {
 
 /** Runs the CLI; resolves to the exit code (run resolves only when the proxy has stopped). */
 export async function main(argv: string[]): Promise<number> {
+  // Its own options: parsed by the sidecar module.
+  if (argv[0] === 'iptables') return iptablesCommand(argv.slice(1), out, err);
   let parsed;
   try {
     parsed = parseArgs({

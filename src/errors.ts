@@ -35,6 +35,10 @@ export const ErrorCode = {
   Forbidden: 'PW_ERR_FORBIDDEN',
   /** The proxy is shutting down. */
   Draining: 'PW_ERR_DRAINING',
+  /** Sidecar mode: a connection's original destination is Portway's own listener (a direct connection or a redirect loop), or unknown; refused. */
+  OriginalDstLoop: 'PW_ERR_ORIGINAL_DST_LOOP',
+  /** Protocol detection (protocol: auto): the client sent nothing within detect_timeout, or bytes no known protocol starts with. */
+  ProtocolUnknown: 'PW_ERR_PROTOCOL_UNKNOWN',
   /** A bug or an unexpected condition inside Portway. */
   Internal: 'PW_ERR_INTERNAL',
   /** A log component was asked to create a topic that exists. */

@@ -9,12 +9,44 @@
  *   returns a promise only when it has to wait; the runner awaits nothing
  *   otherwise, so a synchronous chain allocates nothing.
  * - an around-policy wraps the upstream call (retry, timeout, circuit breaker,
- *   mirror). The wrappers are composed once per chain, at build time.
- * Both may have onComplete, called once when the exchange ends (access log, stats).
+ *   mirror). The wrappers are composed once per chain, at build time. A
+ *   policy has two forms: `wrap` (promises, the simple one) and `intercept`
+ *   (callbacks: a Dispatch and a ResultHandler, undici's dispatch/handler
+ *   shape). The chain prefers `intercept`, so a request through policies that
+ *   need not wait costs no promise and no closure; the built-in policies have
+ *   both. A protocol asks for the form it likes: compose() (promise) or
+ *   dispatcher() (callback); either works with either kind of policy.
+ * Both may have onComplete, called once when the exchange ends (access log, stats),
+ * and close, called once when the filter's config generation is retired.
+ *
+ * The protocol adapter (what a protocol module does for the chain):
+ * - attributes: the names its requests expose to routes and filters
+ *   (ProtocolModule.attributes), set on the Exchange either eagerly
+ *   (ex.attrs[name] = value) or lazily through an AttributeSource
+ *   (ex.attributeSource, computed only when a filter asks ex.attr(name)).
+ *   Conventions: redis `command`, `key` (first key); kafka `topic`,
+ *   `client_id`, `api`; bolt `service`, `method`; http `path`, `method`,
+ *   `host`; tcp `destination`. rate_limit keys on them with
+ *   `key: attribute:<name>`, routes and `match` blocks test them.
+ * - rejections: a LocalReply or a failed call carries a ProxyError. The
+ *   protocol maps it to its wire error in exactly one function: RateLimited
+ *   (with retryAfterMs: RESP `-ERR rate limit exceeded, retry in N ms`,
+ *   Kafka THROTTLING_QUOTA_EXCEEDED with throttle_time_ms, Bolt
+ *   SERVER_THREADPOOL_BUSY, HTTP 429 + Retry-After), CircuitOpen / Overflow
+ *   (RESP -ERR, Kafka a retriable error, Bolt server busy, HTTP 503 +
+ *   Retry-After when retryAfterMs is set), Timeout (RESP -ERR, Kafka
+ *   REQUEST_TIMED_OUT, Bolt TIMEOUT, HTTP 504), NoRoute (HTTP 404 / 502 ...).
+ *   rejectionInfo() gives the parts a mapper usually needs.
+ * - idempotency: set ex.idempotent for requests safe to send twice (reads);
+ *   retry re-sends only those after a reset or a timeout.
+ * - the upstream call: build the terminal (Invoke or Dispatch) once per
+ *   generation and compose it once; a terminal sets ex.endpoint (and
+ *   ex.endpointCluster when it differs from ex.cluster) for each try, so a
+ *   timeout counts against that endpoint's outlier detection.
  */
 import type { TSchema } from '@sinclair/typebox';
 import type { Exchange } from './exchange';
-import type { ProxyError } from './errors';
+import { ErrorCode, ProxyError, toProxyError } from './errors';
 import type { ConfigIssue } from './config/validate';
 import type { ListenerConfig } from './config/types';
 import type { RawListener } from './config/schema';
@@ -32,18 +64,38 @@ export type Verdict = LocalReply | undefined;
 /** The upstream call of one exchange. R is the protocol's reply type. */
 export type Invoke<R> = (ex: Exchange) => Promise<R>;
 
+/**
+ * Receives the outcome of one upstream call in callback form. Exactly one of
+ * the two is called, once (possibly synchronously, inside the dispatch).
+ * Usually a per-request object the caller has anyway (no closure).
+ */
+export interface ResultHandler<R> {
+  onResult(ex: Exchange, value: R): void;
+  onFailure(ex: Exchange, err: ProxyError): void;
+}
+
+/** The upstream call of one exchange in callback form. Never throws: failures go to h.onFailure. */
+export type Dispatch<R> = (ex: Exchange, h: ResultHandler<R>) => void;
+
 export interface PhaseFilter {
   readonly kind: 'phase';
   readonly name: string;
   onRequest?(ex: Exchange): Verdict | Promise<Verdict>;
   onComplete?(ex: Exchange): void;
+  /** The config generation this filter was built for is retired: release timers, connections, buckets. Called once. */
+  close?(): void;
 }
 
 export interface AroundPolicy {
   readonly kind: 'around';
   readonly name: string;
+  /** Promise form. */
   wrap<R>(next: Invoke<R>): Invoke<R>;
+  /** Callback form; when present the chain uses it instead of wrap. */
+  intercept?<R>(next: Dispatch<R>): Dispatch<R>;
   onComplete?(ex: Exchange): void;
+  /** The config generation this filter was built for is retired. Called once. */
+  close?(): void;
 }
 
 export type Filter = PhaseFilter | AroundPolicy;
@@ -98,6 +150,70 @@ function isThenable<T>(v: unknown): v is PromiseLike<T> {
   return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 }
 
+/** A promise-form call seen as a callback-form one. */
+export function dispatchOf<R>(invoke: Invoke<R>): Dispatch<R> {
+  return (ex, h) => {
+    let p: Promise<R>;
+    try {
+      p = invoke(ex);
+    } catch (e) {
+      h.onFailure(ex, toProxyError(e));
+      return;
+    }
+    p.then(
+      (v) => h.onResult(ex, v),
+      (e) => h.onFailure(ex, toProxyError(e)),
+    );
+  };
+}
+
+/** A callback-form call seen as a promise-form one. */
+export function invokeOf<R>(dispatch: Dispatch<R>): Invoke<R> {
+  return (ex) =>
+    new Promise<R>((resolve, reject) => {
+      dispatch(ex, { onResult: (_e, v) => resolve(v), onFailure: (_e, err) => reject(err) });
+    });
+}
+
+/**
+ * Makes an around-policy from its callback form; wrap is derived (for
+ * callers that compose promises). Use it for new policies.
+ */
+export function aroundPolicy(
+  name: string,
+  intercept: <R>(next: Dispatch<R>) => Dispatch<R>,
+  hooks: { onComplete?(ex: Exchange): void; close?(): void } = {},
+): AroundPolicy {
+  return {
+    kind: 'around',
+    name,
+    intercept,
+    wrap: <R>(next: Invoke<R>): Invoke<R> => invokeOf(intercept(dispatchOf(next))),
+    ...hooks,
+  };
+}
+
+/** What a protocol's error mapper usually needs from a rejection. */
+export interface RejectionInfo {
+  /** rate limited: the client should slow down (HTTP 429, Kafka THROTTLING_QUOTA_EXCEEDED, Bolt server busy). */
+  throttled: boolean;
+  /** refused to protect an upstream (circuit open, overflow): HTTP 503, Bolt server busy. */
+  overloaded: boolean;
+  /** the deadline passed: HTTP 504, Kafka REQUEST_TIMED_OUT, Bolt TIMEOUT. */
+  timedOut: boolean;
+  /** when the client may try again, in whole ms (Retry-After rounds up to seconds, throttle_time_ms as is); undefined: no hint. */
+  retryAfterMs: number | undefined;
+}
+
+export function rejectionInfo(err: ProxyError): RejectionInfo {
+  return {
+    throttled: err.code === ErrorCode.RateLimited,
+    overloaded: err.code === ErrorCode.CircuitOpen || err.code === ErrorCode.Overflow,
+    timedOut: err.code === ErrorCode.Timeout,
+    retryAfterMs: err.retryAfterMs !== undefined ? Math.max(0, Math.ceil(err.retryAfterMs)) : undefined,
+  };
+}
+
 /**
  * A compiled chain: the phase filters in order, the around-policies folded
  * around a terminal call, the completion hooks. Built once per generation.
@@ -139,12 +255,63 @@ export class FilterChain {
     return undefined;
   }
 
-  /** Folds the around-policies (first in config = outermost) around the terminal call. */
+  /** Folds the around-policies (first in config = outermost) around the terminal call; promise form. */
   compose<R>(terminal: Invoke<R>): Invoke<R> {
-    let call = terminal;
-    for (let i = this.arounds.length - 1; i >= 0; i--) call = this.arounds[i]!.wrap(call);
-    return call;
+    if (this.arounds.length === 0) return terminal;
+    const f = this.fold<R>({ invoke: terminal, dispatch: null });
+    return f.invoke ?? invokeOf(f.dispatch!);
   }
+
+  /**
+   * The same fold in callback form: policies with `intercept` cost no
+   * promise. Cached per terminal (a protocol passes one function per
+   * generation), so a session may ask for it again without folding again.
+   */
+  dispatcher<R>(terminal: Dispatch<R>): Dispatch<R> {
+    if (this.arounds.length === 0) return terminal;
+    const cached = this.dispatchers.get(terminal);
+    if (cached !== undefined) return cached as Dispatch<R>;
+    const f = this.fold<R>({ invoke: null, dispatch: terminal });
+    const d = f.dispatch ?? dispatchOf(f.invoke!);
+    this.dispatchers.set(terminal, d);
+    return d;
+  }
+
+  private readonly dispatchers = new WeakMap<Dispatch<any>, Dispatch<any>>();
+
+  /** Wraps innermost first, converting between the two forms only where a policy has just the other one. */
+  private fold<R>(call: { invoke: Invoke<R> | null; dispatch: Dispatch<R> | null }): { invoke: Invoke<R> | null; dispatch: Dispatch<R> | null } {
+    let { invoke, dispatch } = call;
+    for (let i = this.arounds.length - 1; i >= 0; i--) {
+      const p = this.arounds[i]!;
+      if (p.intercept !== undefined) {
+        dispatch = p.intercept(dispatch ?? dispatchOf(invoke!));
+        invoke = null;
+      } else {
+        invoke = p.wrap(invoke ?? invokeOf(dispatch!));
+        dispatch = null;
+      }
+    }
+    return { invoke, dispatch };
+  }
+
+  /**
+   * The generation this chain belongs to is retired and its last exchange
+   * ended: every filter's close() runs once (a throwing one never stops the others).
+   */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const f of this.filters) {
+      try {
+        f.close?.();
+      } catch {
+        // Releasing one filter's resources must not keep the others'.
+      }
+    }
+  }
+
+  private closed = false;
 
   /** Called exactly once per exchange, whatever its outcome. A throwing hook never breaks the others. */
   complete(ex: Exchange): void {

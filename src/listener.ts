@@ -3,6 +3,8 @@ import type { ListenerConfig } from './config/types';
 import type { ConnectionHandler } from './protocols/protocol';
 import type { Counter, MetricsRegistry } from './metrics';
 import type { Logger } from './logger';
+import { ErrorCode } from './errors';
+import type { DestinationEntry, OriginalDstTracker } from './sidecar/destinations';
 
 /** Per-listener counters; the same objects across reloads (resolved by name). */
 export class ListenerStats {
@@ -64,6 +66,8 @@ export class ListenerRuntime {
   readonly server: Server;
   readonly connections = new Set<Socket>();
   private accepting = true;
+  /** Sidecar mode (original_dst: true): reads and keeps each connection's original destination; set by the proxy. */
+  originalDst: OriginalDstTracker | null = null;
 
   constructor(
     public config: ListenerConfig,
@@ -82,6 +86,17 @@ export class ListenerRuntime {
       accepted.destroy();
       return;
     }
+    const od = this.originalDst;
+    let dst: DestinationEntry | null = null;
+    if (od !== null) {
+      const r = od.accept(accepted);
+      if (r === false) {
+        stats.countError(ErrorCode.OriginalDstLoop);
+        accepted.destroy();
+        return;
+      }
+      dst = r;
+    }
     let sock: Socket;
     try {
       // A handler may replace the socket object (the TCP pump re-wraps it to read into its own buffers).
@@ -89,6 +104,7 @@ export class ListenerRuntime {
     } catch (err) {
       this.log.error({ err }, 'connection handler threw');
       accepted.destroy();
+      if (dst !== null) od!.release(dst);
       return;
     }
     this.connections.add(sock);
@@ -97,6 +113,7 @@ export class ListenerRuntime {
     sock.once('close', () => {
       this.connections.delete(sock);
       stats.cxActive--;
+      if (dst !== null) od!.release(dst);
     });
   }
 

@@ -7,6 +7,9 @@ import { FilterChain, type Filter } from './filter';
 import { ClusterManager } from './routing/cluster-manager';
 import type { Cluster } from './routing/cluster';
 import { ListenerRuntime, ListenerStats } from './listener';
+import { OriginalDstTracker, type DirectPolicy } from './sidecar/destinations';
+import { originalDstFilter } from './sidecar/original-dst-filter';
+import type { Socket } from 'node:net';
 import type { ConnectionHandler } from './protocols/protocol';
 import { MetricsRegistry } from './metrics';
 import type { Logger } from './logger';
@@ -103,6 +106,19 @@ export class Proxy {
     return this.draining;
   }
 
+  private readonly originalDst = new Map<string, OriginalDstTracker>();
+
+  /** The original destination tracker of a listener (sidecar mode): one per name, kept across reloads like its stats. */
+  private originalDstFor(name: string, direct: DirectPolicy, log: Logger): OriginalDstTracker {
+    let t = this.originalDst.get(name);
+    if (!t) {
+      t = new OriginalDstTracker(name, this.metrics, log);
+      this.originalDst.set(name, t);
+    }
+    t.configure(direct, log);
+    return t;
+  }
+
   private statsFor(name: string): ListenerStats {
     let s = this.stats.get(name);
     if (!s) {
@@ -121,11 +137,13 @@ export class Proxy {
       if (!factory) throw new Error(`listener '${lc.name}': unknown filter type '${fc.type}'`);
       return factory.create(fc.config, { listener: lc, clusters, metrics: this.metrics, logger, slot, name: fc.name });
     });
+    // Sidecar mode: the connection's original destination reaches every exchange before any configured filter runs.
+    if (lc.originalDst) filters.unshift(originalDstFilter(this.originalDstFor(lc.name, lc.originalDst.direct, logger)));
     const chain = new FilterChain(filters);
     const proto = this.builtins.protocols.get(lc.protocol);
     if (!proto) throw new Error(`listener '${lc.name}': unknown protocol '${lc.protocol}'`);
     const handler = proto.create({ listener: lc, chain, clusters, metrics: this.metrics, logger, stats: this.statsFor(lc.name) });
-    return { config: lc, handler };
+    return { config: lc, handler: new GenerationHandler(handler, chain, logger) };
   }
 
   /** Builds and installs a generation. Throws (leaving the running one as it was) when anything fails. */
@@ -149,6 +167,7 @@ export class Proxy {
         const cur = current(b.config.name);
         if (cur && sameAddress(cur.config, b.config)) continue;
         const rt = new ListenerRuntime(b.config, b.handler, this.statsFor(b.config.name), this.log.child({ listener: b.config.name }));
+        rt.originalDst = b.config.originalDst ? (this.originalDst.get(b.config.name) ?? null) : null;
         await rt.listen();
         bound.push(rt);
       }
@@ -173,6 +192,7 @@ export class Proxy {
       } else if (cur) {
         retiredHandlers.push(cur.handler);
         cur.update(b.config, b.handler, this.statsFor(b.config.name));
+        cur.originalDst = b.config.originalDst ? (this.originalDst.get(b.config.name) ?? null) : null;
         kept.set(b.config.name, cur);
       }
       this.handlers.add(b.handler);
@@ -270,9 +290,51 @@ export class Proxy {
     this.log.info({ open_connections: open, drain_timeout_ms: drainMs }, 'draining');
     await Promise.all([...this.listeners.values()].map((l) => l.drain(drainMs)));
     for (const h of this.handlers) h.retire?.();
-    this.clusters.closeAll();
+    await this.clusters.closeAll();
     await this.admin?.close();
     this.log.info('stopped');
+  }
+}
+
+/**
+ * A listener's handler for one generation, counting the connections it
+ * accepted, so that the filters built for it are closed (FilterChain.close:
+ * each filter's close(), e.g. the global rate limiter's Redis connection)
+ * exactly once, when the generation is retired and its last connection has
+ * ended: connections keep the chain they started with until they close. A
+ * generation that failed to build is retired with none, so closed at once.
+ */
+class GenerationHandler implements ConnectionHandler {
+  private open = 0;
+  private retired = false;
+
+  constructor(
+    private readonly inner: ConnectionHandler,
+    private readonly chain: FilterChain,
+    private readonly log: Logger,
+  ) {}
+
+  handle(socket: Socket): Socket | void {
+    const s = this.inner.handle(socket) ?? socket;
+    this.open++;
+    s.once('close', this.onClose);
+    return s === socket ? undefined : s;
+  }
+
+  private readonly onClose = (): void => {
+    if (--this.open === 0 && this.retired) this.closeChain();
+  };
+
+  retire(): void {
+    if (this.retired) return;
+    this.retired = true;
+    this.inner.retire?.();
+    if (this.open === 0) this.closeChain();
+  }
+
+  private closeChain(): void {
+    this.log.debug({ filters: this.chain.filters.map((f) => f.name) }, 'filters of a retired generation closed');
+    this.chain.close();
   }
 }
 

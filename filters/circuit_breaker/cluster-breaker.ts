@@ -21,13 +21,14 @@
  * opens the breaker even when nothing else notices.
  */
 import type { Exchange } from '../../src/exchange';
-import type { Invoke } from '../../src/filter';
+import { dispatchOf, type Dispatch, type Invoke, type ResultHandler } from '../../src/filter';
 import type { Counter, MetricsRegistry } from '../../src/metrics';
 import type { Logger } from '../../src/logger';
 import type { Cluster } from '../../src/routing/cluster';
-import { ErrorCode, ProxyError } from '../../src/errors';
+import { ErrorCode, ProxyError, toProxyError } from '../../src/errors';
 import { sharedTimerWheel, TimerTask, type TimerWheel } from '../../src/util/timer-wheel';
-import { callNext, raceDeadline } from '../timeout/deadline';
+import { discardLate } from '../timeout/deadline';
+import { turnNow } from '../../src/util/turn-clock';
 import { BreakerMachine, FAILURE, HALF_OPEN, NEUTRAL, REJECTED, STATE_NAMES, SUCCESS, OPEN, type BreakerSettings, type BreakerStateValue, type Outcome } from './breaker';
 import type { ClusterResilience } from './state';
 
@@ -58,14 +59,59 @@ class Waiter extends TimerTask {
   constructor(
     readonly breaker: ClusterBreaker,
     readonly ex: Exchange,
-    readonly next: Invoke<unknown>,
-    readonly resolve: (v: unknown) => void,
-    readonly reject: (e: unknown) => void,
+    readonly next: Dispatch<unknown>,
+    readonly h: ResultHandler<unknown>,
   ) {
     super();
   }
   onTimer(): void {
     this.breaker.dropWaiter(this);
+  }
+}
+
+/**
+ * One admitted request: the handler its call answers and, when it has a
+ * deadline, the wheel task that fails it then (a hung upstream is a failure
+ * even when nothing else notices). The first of the three wins.
+ */
+class BreakerCall<R> extends TimerTask implements ResultHandler<R> {
+  settled = false;
+
+  constructor(
+    private readonly breaker: ClusterBreaker,
+    private readonly ticket: number,
+    readonly ex: Exchange,
+    private readonly outer: ResultHandler<R>,
+    private readonly wheel: TimerWheel,
+  ) {
+    super();
+  }
+
+  onTimer(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.breaker.settle(this.ticket, FAILURE);
+    this.ex.reportTimeout();
+    this.outer.onFailure(this.ex, expired(this.ex));
+  }
+
+  onResult(ex: Exchange, v: R): void {
+    if (this.settled) {
+      discardLate(v);
+      return;
+    }
+    this.settled = true;
+    if (this.wheelBucket !== -1) this.wheel.cancel(this);
+    this.breaker.settle(this.ticket, SUCCESS);
+    this.outer.onResult(ex, v);
+  }
+
+  onFailure(ex: Exchange, e: ProxyError): void {
+    if (this.settled) return;
+    this.settled = true;
+    if (this.wheelBucket !== -1) this.wheel.cancel(this);
+    this.breaker.settle(this.ticket, isUpstreamFailure(e) ? FAILURE : NEUTRAL);
+    this.outer.onFailure(ex, e);
   }
 }
 
@@ -86,7 +132,7 @@ export class ClusterBreaker {
     settings: CircuitBreakerSettings,
     metrics: MetricsRegistry,
     private readonly log: Logger,
-    private readonly clock: () => number = () => performance.now(),
+    private readonly clock: () => number = turnNow,
     private readonly wheel: TimerWheel = sharedTimerWheel,
   ) {
     this.settings = settings;
@@ -120,55 +166,72 @@ export class ClusterBreaker {
     this.shared.maxRetries = settings.maxRetries;
   }
 
+  /** Promise form (tests, promise-composed chains). */
   run<R>(ex: Exchange, next: Invoke<R>): Promise<R> {
-    return this.admit(ex, next, false);
+    return new Promise<R>((resolve, reject) => {
+      this.dispatch(ex, dispatchOf(next), { onResult: (_e, v) => resolve(v), onFailure: (_e, err) => reject(err) });
+    });
   }
 
-  private admit<R>(ex: Exchange, next: Invoke<R>, fromQueue: boolean): Promise<R> {
+  /** Callback form: admits (or refuses, or queues) the request; one BreakerCall per admitted request. */
+  dispatch<R>(ex: Exchange, next: Dispatch<R>, h: ResultHandler<R>): void {
+    this.admit(ex, next, h, false);
+  }
+
+  private admit<R>(ex: Exchange, next: Dispatch<R>, h: ResultHandler<R>, fromQueue: boolean): void {
     const s = this.settings;
     const ticket = this.machine.acquire();
-    if (ticket === REJECTED) return Promise.reject(this.openError());
+    if (ticket === REJECTED) {
+      h.onFailure(ex, this.openError());
+      return;
+    }
     if (this.cluster.cxActive >= s.maxConnections) {
       this.machine.release(ticket, NEUTRAL);
-      return Promise.reject(this.overflow('max_connections', `cluster '${this.cluster.name}' has ${this.cluster.cxActive} upstream connections open (circuit breaker max_connections ${s.maxConnections})`));
+      h.onFailure(ex, this.overflow('max_connections', `cluster '${this.cluster.name}' has ${this.cluster.cxActive} upstream connections open (circuit breaker max_connections ${s.maxConnections})`));
+      return;
     }
     if (this.active >= s.maxRequests || (!fromQueue && this.queue.length > 0)) {
       this.machine.release(ticket, NEUTRAL);
-      if (this.queue.length < s.maxPendingRequests) return this.enqueue(ex, next);
-      return Promise.reject(
+      if (this.queue.length < s.maxPendingRequests) {
+        this.enqueue(ex, next, h);
+        return;
+      }
+      h.onFailure(
+        ex,
         s.maxPendingRequests > 0
           ? this.overflow('max_pending_requests', `cluster '${this.cluster.name}': ${this.queue.length} requests already wait (circuit breaker max_pending_requests ${s.maxPendingRequests})`)
           : this.overflow('max_requests', `cluster '${this.cluster.name}' has ${this.active} requests in flight (circuit breaker max_requests ${s.maxRequests})`),
       );
+      return;
     }
     this.active++;
     const deadline = ex.deadline;
-    let call = callNext(next, ex);
-    if (deadline > 0) call = raceDeadline(call, deadline, ex, expired, this.wheel);
-    return call.then(
-      (v) => {
-        this.settle(ticket, SUCCESS);
-        return v;
-      },
-      (e) => {
-        this.settle(ticket, isUpstreamFailure(e) ? FAILURE : NEUTRAL);
-        throw e;
-      },
-    );
+    const call = new BreakerCall<R>(this, ticket, ex, h, this.wheel);
+    if (deadline > 0) {
+      if (deadline <= this.clock()) {
+        call.onTimer();
+        return;
+      }
+      this.wheel.schedule(call, deadline);
+    }
+    try {
+      next(ex, call);
+    } catch (e) {
+      call.onFailure(ex, toProxyError(e));
+    }
   }
 
-  private settle(ticket: number, outcome: Outcome): void {
+  /** A call admitted with `ticket` ended. */
+  settle(ticket: number, outcome: Outcome): void {
     this.active--;
     this.machine.release(ticket, outcome);
     if (this.queue.length > 0) this.drain();
   }
 
-  private enqueue<R>(ex: Exchange, next: Invoke<R>): Promise<R> {
-    return new Promise<R>((resolve, reject) => {
-      const w = new Waiter(this, ex, next as Invoke<unknown>, resolve as (v: unknown) => void, reject);
-      this.queue.push(w);
-      if (ex.deadline > 0) this.wheel.schedule(w, ex.deadline);
-    });
+  private enqueue<R>(ex: Exchange, next: Dispatch<R>, h: ResultHandler<R>): void {
+    const w = new Waiter(this, ex, next as Dispatch<unknown>, h as ResultHandler<unknown>);
+    this.queue.push(w);
+    if (ex.deadline > 0) this.wheel.schedule(w, ex.deadline);
   }
 
   /** Starts waiting requests while there is room. */
@@ -177,10 +240,10 @@ export class ClusterBreaker {
       const w = this.queue.shift()!;
       this.wheel.cancel(w);
       if (w.ex.deadline > 0 && w.ex.deadline <= this.clock()) {
-        w.reject(expired(w.ex));
+        w.h.onFailure(w.ex, expired(w.ex));
         continue;
       }
-      this.admit(w.ex, w.next, true).then(w.resolve, w.reject);
+      this.admit(w.ex, w.next, w.h, true);
     }
   }
 
@@ -189,7 +252,7 @@ export class ClusterBreaker {
     const i = this.queue.indexOf(w);
     if (i < 0) return;
     this.queue.splice(i, 1);
-    w.reject(expired(w.ex));
+    w.h.onFailure(w.ex, expired(w.ex));
   }
 
   private openError(): ProxyError {

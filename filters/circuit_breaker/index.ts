@@ -20,7 +20,7 @@
  * filters, wherever they sit in the chain.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { AroundPolicy, FilterFactory, Invoke } from '../../src/filter';
+import { aroundPolicy, type AroundPolicy, type Dispatch, type FilterFactory } from '../../src/filter';
 import type { ConfigIssue } from '../../src/config/validate';
 import type { Cluster } from '../../src/routing/cluster';
 import { Duration, Name } from '../../src/config/schema';
@@ -140,13 +140,15 @@ export const circuitBreakerFilter: FilterFactory<CircuitBreakerConfig> = {
     // The last cluster seen and its breaker: most chains send to one cluster, so most requests skip the map.
     let lastCluster: Cluster | null = null;
     let lastBreaker: ClusterBreaker | null = null;
-    return {
-      kind: 'around',
-      name: ctx.name,
-      wrap<R>(next: Invoke<R>): Invoke<R> {
-        return (ex) => {
+    return aroundPolicy(
+      ctx.name,
+      <R>(next: Dispatch<R>): Dispatch<R> =>
+        (ex, h) => {
           const cluster = ex.cluster;
-          if (cluster === null || (only !== null && !only.has(cluster.name))) return next(ex);
+          if (cluster === null || (only !== null && !only.has(cluster.name))) {
+            next(ex, h);
+            return;
+          }
           let b: ClusterBreaker;
           if (cluster === lastCluster) b = lastBreaker!;
           else {
@@ -155,9 +157,8 @@ export const circuitBreakerFilter: FilterFactory<CircuitBreakerConfig> = {
             lastBreaker = b;
           }
           b.use(settings, seq);
-          return b.run(ex, next);
-        };
-      },
-    };
+          b.dispatch(ex, next, h);
+        },
+    );
   },
 };

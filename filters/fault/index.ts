@@ -23,6 +23,7 @@ import { Duration } from '../../src/config/schema';
 import { ErrorCode, ProxyError, type ErrorCodeValue } from '../../src/errors';
 import { parseDuration } from '../../src/util/duration';
 import { RequestMatchSchema, checkRequestMatch, compileRequestMatch } from '../rate_limit/request-match';
+import { sharedTimerWheel, TimerTask } from '../../src/util/timer-wheel';
 
 const Percentage = (description: string) => Type.Optional(Type.Number({ minimum: 0, maximum: 100, default: 100, description }));
 
@@ -59,11 +60,27 @@ const FaultConfig = Type.Object(
 
 type FaultConfig = Static<typeof FaultConfig>;
 
+const never = (): boolean => false;
+
 /** Returns a test that is true for `pct` percent of calls; the fixed cases draw no random number. */
 function chance(pct: number): () => boolean {
   if (pct >= 100) return () => true;
-  if (pct <= 0) return () => false;
+  if (pct <= 0) return never;
   return () => Math.random() * 100 < pct;
+}
+
+/** A delayed request waiting on the shared timer wheel (not a setTimeout per request). */
+class Delay extends TimerTask {
+  constructor(
+    readonly until: number,
+    readonly then: () => Verdict,
+    readonly resolve: (v: Verdict) => void,
+  ) {
+    super();
+  }
+  onTimer(): void {
+    this.resolve(this.then());
+  }
 }
 
 export const faultFilter: FilterFactory<FaultConfig> = {
@@ -82,8 +99,8 @@ export const faultFilter: FilterFactory<FaultConfig> = {
     const delayed = ctx.metrics.counter('portway_fault_delayed_total', 'Requests a fault filter delayed.', labels);
     const aborted = ctx.metrics.counter('portway_fault_aborted_total', 'Requests a fault filter aborted.', labels);
     const delayMs = config.delay ? parseDuration(config.delay.duration) : 0;
-    const delayHit = delayMs > 0 ? chance(config.delay?.percentage ?? 100) : () => false;
-    const abortHit = config.abort ? chance(config.abort.percentage ?? 100) : () => false;
+    const delayHit = delayMs > 0 ? chance(config.delay?.percentage ?? 100) : never;
+    const abortHit = config.abort ? chance(config.abort.percentage ?? 100) : never;
     const code: ErrorCodeValue = config.abort?.code ?? ErrorCode.FaultAbort;
     // One reply for every abort: it carries nothing request-specific, and the data path allocates nothing for it.
     const abortReply: LocalReply = {
@@ -97,6 +114,9 @@ export const faultFilter: FilterFactory<FaultConfig> = {
       aborted.inc();
       return abortReply;
     };
+
+    // Nothing can ever be injected (percentages 0): no onRequest, so the chain skips this filter entirely.
+    if (delayHit === never && abortHit === never) return { kind: 'phase', name: ctx.name };
 
     return {
       kind: 'phase',
@@ -116,16 +136,9 @@ export const faultFilter: FilterFactory<FaultConfig> = {
           }
         }
         delayed.inc();
-        return new Promise<Verdict>((resolve) => {
-          const fire = () => {
-            // Node measures a timer from the loop's cached clock, which may lag when the loop was busy, so a
-            // timer can fire a little early; the delay is a promise of at least `duration`, so wait out the rest.
-            const left = until - performance.now();
-            if (left > 0) setTimeout(fire, Math.ceil(left));
-            else resolve(cut ? timeoutReply : thenAbort ? abort() : undefined);
-          };
-          setTimeout(fire, until - now);
-        });
+        // The wheel never fires a task before its time (it rounds up to its 10 ms buckets).
+        const then = cut ? () => timeoutReply : thenAbort ? abort : () => undefined;
+        return new Promise<Verdict>((resolve) => sharedTimerWheel.schedule(new Delay(until, then, resolve), until));
       },
     };
   },

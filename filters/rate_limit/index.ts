@@ -11,6 +11,13 @@
  * Redis at most redis.timeout, and on_redis_error says what happens when Redis
  * cannot answer.
  *
+ * Reload: every config generation builds its own filter, so a reload starts
+ * new connections on fresh local buckets (full ones), while connections open
+ * before it keep the old generation's buckets until they close; then the old
+ * filter is closed (its buckets dropped, the global store's Redis connection
+ * released). Global buckets live in Redis and carry over a reload unless the
+ * key prefix, the key kind or the filter name changed.
+ *
  * Requests lacking the key (no route chosen yet, or no such attribute) all
  * share one bucket, the "(none)" bucket: the limit still covers every request
  * that `match` selects. To exempt them instead, add
@@ -24,6 +31,7 @@ import { AddressString, Duration } from '../../src/config/schema';
 import { ErrorCode, ProxyError } from '../../src/errors';
 import { parseDuration } from '../../src/util/duration';
 import { parseHostPort } from '../../src/util/address';
+import { turnNow } from '../../src/util/turn-clock';
 import { RequestMatchSchema, checkRequestMatch, compileRequestMatch } from './request-match';
 import { BucketPolicy, LocalBuckets } from './token-bucket';
 import { RedisLimiter, type RedisAnswer } from './redis-limiter';
@@ -100,7 +108,7 @@ function compileKey(key: string): KeySpec {
   if (key === 'route') return { of: (ex) => ex.route ?? undefined, tag: 'route' };
   if (key === 'client') return { of: (ex) => ex.clientAddress, tag: 'client' };
   const name = key.slice('attribute:'.length);
-  return { of: (ex) => ex.attrs[name], tag: `attr:${name}` };
+  return { of: (ex) => ex.attr(name), tag: `attr:${name}` };
 }
 
 function check(c: RateLimitConfig, ctx: { listener: { filters?: { type: string; key?: unknown }[] } }): ConfigIssue[] {
@@ -156,9 +164,12 @@ export const rateLimitFilter: FilterFactory<RateLimitConfig> = {
       return {
         kind: 'phase',
         name: ctx.name,
+        close() {
+          buckets.clear();
+        },
         onRequest(ex): Verdict {
           if (match !== null && !match(ex)) return undefined;
-          const wait = buckets.take(key.of(ex), performance.now());
+          const wait = buckets.take(key.of(ex), turnNow());
           if (wait === 0) {
             allowed.inc();
             return undefined;
@@ -207,6 +218,9 @@ export const rateLimitFilter: FilterFactory<RateLimitConfig> = {
     return {
       kind: 'phase',
       name: ctx.name,
+      close() {
+        limiter.close();
+      },
       onRequest(ex) {
         if (match !== null && !match(ex)) return undefined;
         const v = key.of(ex);

@@ -62,9 +62,9 @@ return {0, wait}
 /** After a failed connect or a lost connection, decisions fail fast for this long before the next connect. */
 export const RECONNECT_BACKOFF_MS = 1000;
 /**
- * Close a connection no decision used for this long. The filter contract has
- * no hook to say a config generation was retired, so this is what closes the
- * connection of a generation a reload replaced.
+ * Close a connection no decision used for this long (it reconnects on the
+ * next decision). A retired generation's connection is closed by the
+ * filter's close() once the generation's last connection ended.
  */
 const IDLE_CLOSE_MS = 60_000;
 /** Decisions sent and not yet answered (including those given up on). Beyond this Redis is treated as unavailable, so a hung Redis cannot grow memory. */
@@ -184,7 +184,7 @@ export class RedisLimiter {
     });
   }
 
-  /** Closes the connection; later decisions fail. For a future retire hook of the filter contract, and tests. */
+  /** Closes the connection; later decisions fail. Called by the filter's close() when its generation is retired. */
   close(): void {
     this.closed = true;
     this.closing = true;

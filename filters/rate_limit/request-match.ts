@@ -68,7 +68,7 @@ export function compileRequestMatch(m: RequestMatch | undefined): ((ex: Exchange
   if (cidrs.length > 0) preds.push((ex) => cidrs.some((c) => c.contains(ex.clientAddress)));
   for (const [attr, sm] of Object.entries(m.attributes ?? {})) {
     const test = compileStringMatch(sm);
-    preds.push((ex) => test(ex.attrs[attr]));
+    preds.push((ex) => test(ex.attr(attr)));
   }
   if (preds.length === 0) return null;
   if (preds.length === 1) return preds[0]!;

@@ -134,4 +134,11 @@ export class LocalBuckets {
   has(key: string): boolean {
     return this.buckets.has(key);
   }
+
+  /** Forgets every keyed bucket (the filter's generation was retired). */
+  clear(): void {
+    this.buckets.clear();
+    this.lastKey = undefined;
+    this.lastBucket = null;
+  }
 }

@@ -22,18 +22,19 @@
  * When every try failed the client gets the last failure.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { AroundPolicy, FilterFactory, Invoke } from '../../src/filter';
+import { aroundPolicy, dispatchOf, type AroundPolicy, type Dispatch, type FilterFactory, type Invoke, type ResultHandler } from '../../src/filter';
 import type { ConfigIssue } from '../../src/config/validate';
 import type { Exchange } from '../../src/exchange';
 import { Duration } from '../../src/config/schema';
-import { ErrorCode, ProxyError, toProxyError } from '../../src/errors';
+import { ErrorCode, ProxyError } from '../../src/errors';
 import { parseDuration } from '../../src/util/duration';
 import { sharedTimerWheel, TimerTask, type TimerWheel } from '../../src/util/timer-wheel';
-import { callNext, raceDeadline } from '../timeout/deadline';
+import { raceDispatch } from '../timeout/deadline';
 import { resilienceOf, type ClusterResilience } from '../circuit_breaker/state';
+import type { Cluster } from '../../src/routing/cluster';
 import { fullJitterBackoff } from './backoff';
 import { retryFits } from './budget';
-import { RETRY_ON, mayRetry, retryMask, type RetryOn } from './retry-on';
+import { CONNECT_FAILURE, RETRY_ON, mayRetry, retryMask, type RetryOn } from './retry-on';
 
 const RetryConfig = Type.Object(
   {
@@ -68,22 +69,6 @@ const RetryConfig = Type.Object(
 );
 
 type RetryConfig = Static<typeof RetryConfig>;
-
-/** A backoff wait on the timer wheel. */
-class Sleep extends TimerTask {
-  resolve: () => void = () => {};
-  onTimer(): void {
-    this.resolve();
-  }
-}
-
-function sleep(wheel: TimerWheel, ms: number): Promise<void> {
-  const s = new Sleep();
-  return new Promise<void>((resolve) => {
-    s.resolve = resolve;
-    wheel.scheduleIn(s, ms);
-  });
-}
 
 export interface RetrySettings {
   maxRetries: number;
@@ -121,6 +106,8 @@ export interface RetryCounters {
 /** The retry loop of one filter instance; random and wheel are injectable for tests. */
 export class RetryRunner {
   private readonly mask: number;
+  private lastCluster: Cluster | null = null;
+  private lastShared: ClusterResilience | null = null;
   private readonly perTryExpired: (ex: Exchange) => ProxyError;
 
   constructor(
@@ -134,64 +121,141 @@ export class RetryRunner {
       new ProxyError(ErrorCode.Timeout, `no answer within per_try_timeout (${s.perTryTimeoutMs} ms)`, { source: 'upstream', retryable: ex.idempotent });
   }
 
-  async run<R>(ex: Exchange, next: Invoke<R>): Promise<R> {
-    const shared: ClusterResilience | null = ex.cluster !== null ? resilienceOf(ex.cluster) : null;
-    if (shared !== null) shared.requests++;
-    let retrying = false;
-    try {
-      for (let retry = 0; ; retry++) {
-        let err: ProxyError;
-        try {
-          const v = await this.attempt(ex, next);
-          if (retry > 0) this.counters.recovered.inc();
-          return v;
-        } catch (e) {
-          err = toProxyError(e);
-        } finally {
-          if (retrying && shared !== null) shared.retries--;
-          retrying = false;
-        }
-        if (retry >= this.s.maxRetries || !mayRetry(err, ex.idempotent, this.mask)) throw err;
-        const delay = fullJitterBackoff(retry + 1, this.s.backoffBaseMs, this.s.backoffMaxMs, this.random);
-        if (ex.deadline > 0 && this.wheel.now() + delay >= ex.deadline) throw err;
-        if (shared !== null) {
-          if (shared.retries >= shared.maxRetries) {
-            this.counters.overflow.inc();
-            shared.onRetryOverflow?.();
-            throw err;
-          }
-          if (!retryFits(shared.requests, shared.retries, this.s.budgetPercent, this.s.minRetryConcurrency)) {
-            this.counters.budgetExhausted.inc();
-            throw err;
-          }
-          shared.retries++;
-        }
-        retrying = true;
-        this.counters.retries.inc();
-        if (delay >= 1) await sleep(this.wheel, delay);
-      }
-    } finally {
-      if (retrying && shared !== null) shared.retries--;
-      if (shared !== null) shared.requests--;
+  /** Promise form (tests, promise-composed chains). */
+  run<R>(ex: Exchange, next: Invoke<R>): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.dispatch(ex, dispatchOf(next), { onResult: (_e, v) => resolve(v), onFailure: (_e, err) => reject(err) });
+    });
+  }
+
+  /**
+   * Callback form: one RetryCall per request (the handler of every try and
+   * the backoff's wheel task). A request no failure could be retried for
+   * (not idempotent, and connect failures not in retry_on) goes straight
+   * through.
+   */
+  dispatch<R>(ex: Exchange, next: Dispatch<R>, h: ResultHandler<R>): void {
+    if (this.s.maxRetries === 0 || (!ex.idempotent && (this.mask & CONNECT_FAILURE) === 0)) {
+      next(ex, h);
+      return;
     }
+    const cluster = ex.cluster;
+    let shared: ClusterResilience | null = null;
+    if (cluster !== null) {
+      // Most chains send to one cluster: remember the last one rather than look it up per request.
+      if (cluster !== this.lastCluster) {
+        this.lastCluster = cluster;
+        this.lastShared = resilienceOf(cluster);
+      }
+      shared = this.lastShared;
+      shared!.requests++;
+    }
+    new RetryCall(this, ex, next, h, shared).attempt();
+  }
+
+  /** After a failed try: true when another is made (the caller then waits for it), false when err is final. */
+  decide(call: RetryCall<unknown>, err: ProxyError): boolean {
+    const ex = call.ex;
+    const shared = call.shared;
+    if (call.retry >= this.s.maxRetries || !mayRetry(err, ex.idempotent, this.mask)) return false;
+    const delay = fullJitterBackoff(call.retry + 1, this.s.backoffBaseMs, this.s.backoffMaxMs, this.random);
+    if (ex.deadline > 0 && this.wheel.now() + delay >= ex.deadline) return false;
+    if (shared !== null) {
+      if (shared.retries >= shared.maxRetries) {
+        this.counters.overflow.inc();
+        shared.onRetryOverflow?.();
+        return false;
+      }
+      if (!retryFits(shared.requests, shared.retries, this.s.budgetPercent, this.s.minRetryConcurrency)) {
+        this.counters.budgetExhausted.inc();
+        return false;
+      }
+      shared.retries++;
+    }
+    call.retry++;
+    call.retrying = true;
+    this.counters.retries.inc();
+    // The failed try's endpoint is no longer the request's: a deadline passing during the backoff blames none.
+    ex.endpoint = null;
+    if (delay >= 1) this.wheel.scheduleIn(call, delay);
+    else call.attempt();
+    return true;
   }
 
   /** One try, under its own deadline when per_try_timeout is set. */
-  private attempt<R>(ex: Exchange, next: Invoke<R>): Promise<R> {
+  tryOnce<R>(call: RetryCall<R>): void {
+    const ex = call.ex;
     const perTry = this.s.perTryTimeoutMs;
-    if (perTry <= 0) return callNext(next, ex);
+    if (perTry <= 0) {
+      call.next(ex, call);
+      return;
+    }
     const overall = ex.deadline;
     const d = this.wheel.now() + perTry;
-    if (overall !== 0 && overall <= d) return callNext(next, ex);
+    if (overall !== 0 && overall <= d) {
+      call.next(ex, call);
+      return;
+    }
     // The inner chain reads the deadline as the try starts (the L4 connect, a circuit breaker): show it the try's own.
     ex.deadline = d;
-    let call: Promise<R>;
     try {
-      call = callNext(next, ex);
+      raceDispatch(call.next, ex, call, d, this.perTryExpired, this.wheel);
     } finally {
       ex.deadline = overall;
     }
-    return raceDeadline(call, d, ex, this.perTryExpired, this.wheel);
+  }
+
+  recovered(): void {
+    this.counters.recovered.inc();
+  }
+}
+
+/**
+ * One request through a retry filter: the handler of each try (a per-try
+ * deadline, when set, is a DeadlineCall in front of it, which drops a late
+ * answer of an abandoned try) and the wheel task of the backoff.
+ */
+class RetryCall<R> extends TimerTask implements ResultHandler<R> {
+  retry = 0;
+  /** A retry is in flight (counted in shared.retries). */
+  retrying = false;
+
+  constructor(
+    private readonly runner: RetryRunner,
+    readonly ex: Exchange,
+    readonly next: Dispatch<R>,
+    private readonly outer: ResultHandler<R>,
+    readonly shared: ClusterResilience | null,
+  ) {
+    super();
+  }
+
+  attempt(): void {
+    this.runner.tryOnce(this);
+  }
+
+  /** The backoff is over. */
+  onTimer(): void {
+    this.attempt();
+  }
+
+  private tryEnded(): void {
+    if (this.retrying && this.shared !== null) this.shared.retries--;
+    this.retrying = false;
+  }
+
+  onResult(ex: Exchange, v: R): void {
+    this.tryEnded();
+    if (this.retry > 0) this.runner.recovered();
+    if (this.shared !== null) this.shared.requests--;
+    this.outer.onResult(ex, v);
+  }
+
+  onFailure(ex: Exchange, err: ProxyError): void {
+    this.tryEnded();
+    if (this.runner.decide(this as RetryCall<unknown>, err)) return;
+    if (this.shared !== null) this.shared.requests--;
+    this.outer.onFailure(ex, err);
   }
 }
 
@@ -218,12 +282,6 @@ export const retryFilter: FilterFactory<RetryConfig> = {
       overflow: m.counter('portway_retry_overflow_total', "Retries not made because of the cluster circuit breaker's max_retries.", labels),
       recovered: m.counter('portway_retry_recovered_total', 'Requests that failed at first and succeeded on a retry.', labels),
     });
-    return {
-      kind: 'around',
-      name: ctx.name,
-      wrap<R>(next: Invoke<R>): Invoke<R> {
-        return (ex) => runner.run(ex, next);
-      },
-    };
+    return aroundPolicy(ctx.name, <R>(next: Dispatch<R>): Dispatch<R> => (ex, h) => runner.dispatch(ex, next, h));
   },
 };

@@ -50,7 +50,7 @@ function compilePredicate(r: RouteConfig): Predicate | null {
   }
   for (const [attr, m] of Object.entries(r.attributes)) {
     const test = compileStringMatch(m);
-    preds.push((ex) => test(ex.attrs[attr]));
+    preds.push((ex) => test(ex.attr(attr)));
   }
   if (preds.length === 0) return null;
   if (preds.length === 1) return preds[0]!;

@@ -10,6 +10,7 @@
  */
 import type { Exchange } from '../../src/exchange';
 import type { ProxyError } from '../../src/errors';
+import type { Dispatch, ResultHandler } from '../../src/filter';
 import { sharedTimerWheel, TimerTask, type TimerWheel } from '../../src/util/timer-wheel';
 
 /** Builds the error of a lost race; called only when the deadline wins. */
@@ -41,6 +42,7 @@ class DeadlineRace<R> extends TimerTask {
   onTimer(): void {
     if (this.settled) return;
     this.settled = true;
+    this.ex.reportTimeout();
     this.reject(this.expired(this.ex));
   }
 
@@ -92,4 +94,64 @@ export function callNext<R>(next: (ex: Exchange) => Promise<R>, ex: Exchange): P
   } catch (e) {
     return Promise.reject(e);
   }
+}
+
+/**
+ * The callback form of a race: the handler the inner call answers, and the
+ * wheel task of the deadline, in one object (no promise, no closure). The
+ * first of the three (result, failure, deadline) wins; a late result is
+ * discarded (discardLate), a late failure ignored. A deadline that wins
+ * counts as an error of the try's endpoint (outlier detection).
+ */
+export class DeadlineCall<R> extends TimerTask implements ResultHandler<R> {
+  settled = false;
+
+  constructor(
+    readonly ex: Exchange,
+    private readonly outer: ResultHandler<R>,
+    private readonly expired: ExpiryError,
+    private readonly wheel: TimerWheel,
+  ) {
+    super();
+  }
+
+  onTimer(): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.ex.reportTimeout();
+    this.outer.onFailure(this.ex, this.expired(this.ex));
+  }
+
+  onResult(ex: Exchange, v: R): void {
+    if (this.settled) {
+      discardLate(v);
+      return;
+    }
+    this.settled = true;
+    this.wheel.cancel(this);
+    this.outer.onResult(ex, v);
+  }
+
+  onFailure(ex: Exchange, e: ProxyError): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.wheel.cancel(this);
+    this.outer.onFailure(ex, e);
+  }
+}
+
+/**
+ * Calls next(ex, ...) raced against `deadline` (0: no race, next gets h
+ * itself). The caller checks that the deadline has not passed yet (it has
+ * the time at hand; a clock read costs more than the rest of this); one
+ * that has fires on the wheel's next tick.
+ */
+export function raceDispatch<R>(next: Dispatch<R>, ex: Exchange, h: ResultHandler<R>, deadline: number, expired: ExpiryError, wheel: TimerWheel = sharedTimerWheel): void {
+  if (deadline <= 0) {
+    next(ex, h);
+    return;
+  }
+  const race = new DeadlineCall<R>(ex, h, expired, wheel);
+  wheel.schedule(race, deadline);
+  next(ex, race);
 }

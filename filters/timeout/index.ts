@@ -3,7 +3,11 @@
  * now + timeout unless an earlier one is already set (an outer timeout
  * keeps its say), then the upstream call is raced against it on the shared
  * timer wheel (10 ms buckets: a timeout fires between `timeout` and
- * `timeout` + 10 ms plus event-loop lag, never early).
+ * `timeout` + 10 ms plus event-loop lag after the event-loop turn that read
+ * the request; "now" is read once per turn, see src/util/turn-clock.ts).
+ * Callback form: one DeadlineCall per request, no promise. A deadline that
+ * wins counts as an error of the endpoint the try went to (outlier
+ * detection), and an inner circuit breaker counts it as a failure.
  *
  * When the deadline passes first the call is abandoned (a late reply is
  * ignored; a late L4 connection is closed) and the request fails with
@@ -16,13 +20,14 @@
  * timeout first among the around-policies so it covers all of them.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import type { AroundPolicy, FilterFactory, Invoke } from '../../src/filter';
+import { aroundPolicy, type AroundPolicy, type Dispatch, type FilterFactory } from '../../src/filter';
 import type { ConfigIssue } from '../../src/config/validate';
 import type { Exchange } from '../../src/exchange';
 import { Duration } from '../../src/config/schema';
 import { ErrorCode, ProxyError } from '../../src/errors';
 import { parseDuration } from '../../src/util/duration';
-import { callNext, raceDeadline } from './deadline';
+import { raceDispatch } from './deadline';
+import { turnNow } from '../../src/util/turn-clock';
 
 const TimeoutConfig = Type.Object(
   {
@@ -48,19 +53,21 @@ export const timeoutFilter: FilterFactory<TimeoutConfig> = {
       timedOut.inc();
       return new ProxyError(ErrorCode.Timeout, `no answer within ${timeoutMs} ms`, { source: 'upstream', retryable: ex.idempotent });
     };
-    return {
-      kind: 'around',
-      name: ctx.name,
-      wrap<R>(next: Invoke<R>): Invoke<R> {
-        return (ex) => {
-          const now = performance.now();
+    // Callback form: one DeadlineCall per request (the wheel task and the handler in one object), no promise.
+    return aroundPolicy(
+      ctx.name,
+      <R>(next: Dispatch<R>): Dispatch<R> =>
+        (ex, h) => {
+          const now = turnNow();
           const d = now + timeoutMs;
           if (ex.deadline === 0 || d < ex.deadline) ex.deadline = d;
           // An earlier deadline set outside may already have passed: then nothing is sent.
-          else if (ex.deadline <= now) return Promise.reject(expired(ex));
-          return raceDeadline(callNext(next, ex), ex.deadline, ex, expired);
-        };
-      },
-    };
+          else if (ex.deadline <= now) {
+            h.onFailure(ex, expired(ex));
+            return;
+          }
+          raceDispatch(next, ex, h, ex.deadline, expired);
+        },
+    );
   },
 };

@@ -94,6 +94,20 @@ export const ListenerSchema = Type.Object(
     idle_timeout: Type.Optional(Duration('Close a client connection with no traffic in either direction for this long. 0 disables.', '1h')),
     max_connections: Type.Optional(Type.Integer({ minimum: 1, description: 'Refuse client connections beyond this many open at once.' })),
     options: Type.Optional(Type.Object({}, { additionalProperties: true, description: "Protocol-specific options, validated by the protocol's own schema." })),
+    original_dst: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Sidecar mode: read each connection\'s original destination (SO_ORIGINAL_DST, as set by an iptables REDIRECT). Routes match it as attributes original_dst_ip and original_dst_port, an original_dst cluster connects to it, and the access log shows it.',
+      }),
+    ),
+    original_dst_direct: Type.Optional(
+      Type.Union([Type.Literal('refuse'), Type.Literal('serve')], {
+        default: 'refuse',
+        description:
+          'With original_dst: what to do with a connection whose original destination is this listener (a client that dialled Portway directly, or a redirect loop). refuse closes it (counted in portway_original_dst_total); serve routes it without original_dst attributes.',
+      }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -113,6 +127,13 @@ export const EndpointSchema = Type.Unsafe<string | { address: string; weight?: n
 export const ClusterSchema = Type.Object(
   {
     name: Name('Unique cluster name.'),
+    original_dst: Type.Optional(
+      Type.Boolean({
+        default: false,
+        description:
+          'Sidecar mode: connect each client connection to its original destination (from a listener with original_dst: true) instead of to configured endpoints. L4 (tcp, and auto listeners passing TLS or unknown bytes through). Give no endpoints, discovery, component or sharding.',
+      }),
+    ),
     endpoints: Type.Optional(Type.Array(EndpointSchema, { description: 'Static upstream endpoints. Give endpoints or discovery.' })),
     discovery: Type.Optional(
       Type.Object(
@@ -139,6 +160,13 @@ export const ClusterSchema = Type.Object(
             Type.Union(DISTRIBUTION_NAMES.map((d) => Type.Literal(d)), { default: 'ketama', description: 'How hashes map to endpoints: ketama (consistent), modula, random.' }),
           ),
           hash_tag: Type.Optional(Type.String({ minLength: 2, maxLength: 2, description: 'Two characters, e.g. "{}": only the part of a key between them is hashed, so related keys share a shard.' })),
+          auto_eject: Type.Optional(
+            Type.Boolean({
+              default: false,
+              description:
+                "Leave a shard that health checks or outlier detection eject out of the hash ring until it is back (twemproxy's auto_eject_hosts). Off by default: its keys move to other shards meanwhile.",
+            }),
+          ),
         },
         {
           additionalProperties: false,
@@ -202,7 +230,7 @@ export const ClusterSchema = Type.Object(
           active: Type.Optional(
             Type.Object(
               {
-                type: Type.String({ description: 'The probe: tcp (connect and close), redis (PING, expects +PONG); other protocols register their own.' }),
+                type: Type.String({ description: 'The probe: tcp (connect and close), redis (PING, expects +PONG), http (GET path, expects a status in expected_statuses); other protocols register their own.' }),
                 interval: Type.Optional(Duration('Time between two probe rounds.', '10s')),
                 jitter: Type.Optional(
                   Type.Unsafe<number | string>({
@@ -218,6 +246,14 @@ export const ClusterSchema = Type.Object(
                 timeout: Type.Optional(Duration('A probe that has not succeeded after this long fails.', '2s')),
                 healthy_threshold: Type.Optional(Type.Integer({ minimum: 1, default: 2, description: 'Successful probes in a row that make an unhealthy endpoint healthy again.' })),
                 unhealthy_threshold: Type.Optional(Type.Integer({ minimum: 1, default: 3, description: 'Failed probes in a row that make an endpoint unhealthy (skipped by the balancer).' })),
+                path: Type.Optional(Type.String({ pattern: '^/[^\\s]*$', description: 'http probe: the path requested with GET (default /).' })),
+                host: Type.Optional(Type.String({ pattern: '^[^\\s]+$', description: 'http probe: the Host header sent (default the endpoint address).' })),
+                expected_statuses: Type.Optional(
+                  Type.Array(Type.Union([Type.Integer({ minimum: 100, maximum: 599 }), Type.String({ pattern: '^[1-5][0-9]{2}(-[1-5][0-9]{2})?$' })]), {
+                    minItems: 1,
+                    description: 'http probe: statuses that count as healthy, each a number or a range "200-299" (default ["200-399"]).',
+                  }),
+                ),
               },
               { additionalProperties: false, description: 'Active health checks: a background probe of every endpoint.' },
             ),

@@ -41,6 +41,8 @@ export interface ListenerConfig {
   idleTimeoutMs: number;
   maxConnections: number;
   options: Record<string, unknown>;
+  /** Sidecar mode: record each connection's original destination (SO_ORIGINAL_DST); null or absent when off. */
+  originalDst?: { direct: 'refuse' | 'serve' } | null;
   /** Stable JSON of the listener as written, to tell whether a reload changed it. */
   fingerprint: string;
 }
@@ -68,13 +70,15 @@ export type LbPolicy = 'round_robin' | 'random' | 'least_request' | 'weighted';
 
 export interface ClusterConfig {
   name: string;
+  /** Sidecar mode: connect to each connection's original destination; no endpoints. */
+  originalDst?: boolean;
   /** Static endpoints; empty when discovery is set. */
   endpoints: EndpointConfig[];
   discovery: DiscoveryConfig | null;
   /** An in-process component instead of endpoints. */
   component: { type: string; config: Record<string, unknown> } | null;
   /** Key-hash sharding; null when the cluster is not sharded. */
-  sharding: { hash: HashName; distribution: DistributionName; hashTag: string | null } | null;
+  sharding: { hash: HashName; distribution: DistributionName; hashTag: string | null; autoEject?: boolean } | null;
   lb: LbPolicy;
   connectTimeoutMs: number;
   maxConnectAttempts: number;
@@ -107,4 +111,10 @@ export interface ActiveHealthConfig {
   timeoutMs: number;
   healthyThreshold: number;
   unhealthyThreshold: number;
+  /** http probe: the path requested (default /). */
+  path?: string;
+  /** http probe: the Host header (default the endpoint address). */
+  host?: string;
+  /** http probe: healthy status ranges [lo, hi] (default 200-399). */
+  expectedStatuses?: readonly (readonly [number, number])[];
 }

@@ -3,6 +3,7 @@ import { ConfigSchema, type RawConfig, type RawListener, type RawCluster, type R
 import type { Config, ListenerConfig, ClusterConfig, RouteConfig, FilterConfig, OutlierConfig, ActiveHealthConfig } from './types';
 import { parseDuration } from '../util/duration';
 import { parseHostPort, Cidr } from '../util/address';
+import { ORIGINAL_DST_ATTRIBUTES } from '../sidecar/destinations';
 
 /** One problem in a config: where (a path like listeners[0].address) and why. */
 export interface ConfigIssue {
@@ -196,6 +197,8 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
     const sources = (['endpoints', 'discovery', 'component'] as const).filter((k) => c[k] !== undefined);
     if (sources.length > 1) {
       issues.push({ path: p, message: `give one of endpoints, discovery or component (got ${sources.join(', ')})` });
+    } else if (c.original_dst === true) {
+      if (sources.length > 0 || c.sharding !== undefined) issues.push({ path: `${p}.original_dst`, message: `an original_dst cluster takes no ${[...sources, ...(c.sharding !== undefined ? ['sharding'] : [])].join(', ')}: its endpoint is each connection's original destination` });
     } else if (c.discovery === undefined && c.component === undefined && (c.endpoints === undefined || c.endpoints.length === 0)) {
       issues.push({ path: `${p}.endpoints`, message: 'a cluster needs at least one endpoint (or a discovery source, or a component)' });
     }
@@ -327,7 +330,7 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
       });
       for (const [attr, m] of Object.entries(r.match?.attributes ?? {})) {
         const ap = `${rp}.match.attributes.${attr}`;
-        if (proto && !proto.attributes.includes(attr)) {
+        if (proto && !proto.attributes.includes(attr) && !(l.original_dst === true && ORIGINAL_DST_ATTRIBUTES.includes(attr as never))) {
           issues.push({ path: ap, message: `protocol '${l.protocol}' has no attribute '${attr}' (known: ${proto.attributes.join(', ') || 'none'})` });
         }
         checkStringMatch(m, ap, issues);
@@ -374,6 +377,7 @@ function normalizeListener(l: RawListener): ListenerConfig {
     idleTimeoutMs: parseDuration(l.idle_timeout ?? '1h'),
     maxConnections: l.max_connections ?? 0,
     options: (l.options ?? {}) as Record<string, unknown>,
+    originalDst: l.original_dst === true ? { direct: l.original_dst_direct ?? 'refuse' } : null,
     fingerprint: stableJson(l),
   };
 }
@@ -381,6 +385,7 @@ function normalizeListener(l: RawListener): ListenerConfig {
 function normalizeCluster(c: RawCluster): ClusterConfig {
   return {
     name: c.name,
+    ...(c.original_dst === true ? { originalDst: true } : {}),
     discovery: c.discovery
       ? (() => {
           const { type, initial_timeout, ...config } = c.discovery as Record<string, unknown> & { type: string; initial_timeout?: string | number };
@@ -404,7 +409,7 @@ function normalizeCluster(c: RawCluster): ClusterConfig {
         ...(typeof e !== 'string' && e.name !== undefined ? { name: e.name } : {}),
       };
     }),
-    sharding: c.sharding ? { hash: c.sharding.hash ?? 'fnv1a_64', distribution: c.sharding.distribution ?? 'ketama', hashTag: c.sharding.hash_tag ?? null } : null,
+    sharding: c.sharding ? { hash: c.sharding.hash ?? 'fnv1a_64', distribution: c.sharding.distribution ?? 'ketama', hashTag: c.sharding.hash_tag ?? null, autoEject: c.sharding.auto_eject ?? false } : null,
     lb: c.lb ?? 'round_robin',
     connectTimeoutMs: parseDuration(c.connect_timeout ?? '5s'),
     maxConnectAttempts: c.max_connect_attempts ?? 3,
@@ -449,5 +454,15 @@ function normalizeActive(c: RawCluster): ActiveHealthConfig | null {
     timeoutMs: parseDuration(a.timeout ?? '2s'),
     healthyThreshold: a.healthy_threshold ?? 2,
     unhealthyThreshold: a.unhealthy_threshold ?? 3,
+    ...(a.path !== undefined ? { path: a.path } : {}),
+    ...(a.host !== undefined ? { host: a.host } : {}),
+    ...(a.expected_statuses !== undefined
+      ? {
+          expectedStatuses: a.expected_statuses.map((e): [number, number] => {
+            const [lo, hi = lo] = String(e).split('-').map(Number) as [number, number?];
+            return [Math.min(lo, hi), Math.max(lo, hi)];
+          }),
+        }
+      : {}),
   };
 }

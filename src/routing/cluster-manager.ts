@@ -55,7 +55,8 @@ export class ClusterManager {
     return gone;
   }
 
-  closeAll(): void {
-    for (const c of this.clusters.values()) c.close();
+  /** Stops every cluster; resolves when their components (log files, stores) have closed. */
+  closeAll(): Promise<void> {
+    return Promise.all([...this.clusters.values()].map((c) => c.close())).then(() => undefined);
   }
 }

@@ -70,7 +70,7 @@ export class Cluster {
 
   constructor(
     readonly config: ClusterConfig,
-    private readonly metrics: MetricsRegistry,
+    readonly metrics: MetricsRegistry,
     private readonly log: Logger,
     registries: ClusterRegistries = {},
   ) {
@@ -239,6 +239,7 @@ export class Cluster {
     }
     this.available = ok;
     this.nextExpiry = next;
+    if (this.config.sharding?.autoEject === true) this.rebuildShards();
   }
 
   /** Endpoints neither ejected nor unhealthy. When none is left, all of them (panic mode: better to try than to refuse). */
@@ -254,6 +255,11 @@ export class Cluster {
 
   /** The endpoint owning a key (buf[start, end)), for sharded clusters; null when it has none. */
   shardOf(buf: Buffer, start: number, end: number): Endpoint | null {
+    // auto_eject: an ejection that ends puts its shard back in the ring.
+    if (this.nextExpiry !== Infinity && this.config.sharding!.autoEject === true) {
+      const now = performance.now();
+      if (now >= this.nextExpiry) this.rebuildAvailable(now);
+    }
     const picker = this.shardPicker;
     if (picker === null) return null;
     const i = picker.pick(buf, start, end);
@@ -265,17 +271,37 @@ export class Cluster {
     return this.shardEndpoints;
   }
 
-  /** Rebuilt with the endpoint snapshot: shard i is the i-th configured endpoint (its first address). */
+  /**
+   * Rebuilt with the endpoint snapshot: shard i is the i-th configured endpoint (its first address).
+   * With auto_eject, also on every health change: the ring is built over the shards that are
+   * neither ejected nor unhealthy (over all of them when none is left), as twemproxy does.
+   */
   private rebuildShards(): void {
     const sh = this.config.sharding;
     if (sh === null || this.targets.length === 0) return;
+    const shardEndpoints = this.targets.map((t) => this.endpoints.find((e) => e.configured === t.address) ?? null);
+    let live: boolean[] | undefined;
+    if (sh.autoEject === true) {
+      const now = performance.now();
+      live = shardEndpoints.map((e) => e !== null && !e.isEjected(now));
+      if (!live.some((x) => x)) live = undefined;
+      const key = live === undefined ? '' : live.map((x) => (x ? '1' : '0')).join('');
+      if (this.shardPicker !== null && key === this.liveKey && shardEndpoints.every((e, i) => e === this.shardEndpoints[i])) return;
+      if (this.shardPicker !== null && key !== this.liveKey) {
+        this.log.warn({ live: shardEndpoints.filter((_, i) => live === undefined || live[i]).map((e) => e?.address) }, 'hash ring rebuilt over the live shards (auto_eject)');
+      }
+      this.liveKey = key;
+    }
     this.shardPicker = createShardPicker(
       { hash: sh.hash, distribution: sh.distribution, hashTag: sh.hashTag },
       // twemproxy's server name: the alias, else "host:port" as written, else the host alone for port 11211.
       this.targets.map((t) => ({ name: t.name ?? (t.port === 11211 ? t.host : t.address), weight: t.weight })),
+      live,
     );
-    this.shardEndpoints = this.targets.map((t) => this.endpoints.find((e) => e.configured === t.address) ?? null);
+    this.shardEndpoints = shardEndpoints;
   }
+  /** auto_eject: which shards the ring was last built over ("" for all). */
+  private liveKey = '';
 
   /** Picks an endpoint for a request, skipping those already tried. */
   pick(exclude: ReadonlySet<Endpoint> | null = null): Endpoint | null {
@@ -313,17 +339,19 @@ export class Cluster {
   }
 
   /** Stops background work. Open connections are not touched; their owners close them. */
-  close(): void {
+  close(): Promise<void> {
     this.closed = true;
     if (this.dnsTimer) clearTimeout(this.dnsTimer);
     this.dnsTimer = null;
     this.checker?.stop();
+    const done: Promise<unknown>[] = [];
     if (this.component) {
-      Promise.resolve(this.component.close()).catch((err: Error) => this.log.warn({ error: err.message }, 'component did not close cleanly'));
+      done.push(Promise.resolve(this.component.close()).catch((err: Error) => this.log.warn({ error: err.message }, 'component did not close cleanly')));
     }
     if (this.source) {
-      Promise.resolve(this.source.stop()).catch((err: Error) => this.log.warn({ error: err.message }, 'discovery source did not stop cleanly'));
+      done.push(Promise.resolve(this.source.stop()).catch((err: Error) => this.log.warn({ error: err.message }, 'discovery source did not stop cleanly')));
     }
+    return Promise.all(done).then(() => undefined);
   }
 
   toJSON(): Record<string, unknown> {

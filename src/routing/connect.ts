@@ -2,6 +2,8 @@ import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { ErrorCode, ProxyError } from '../errors';
 import type { Cluster } from './cluster';
 import type { Endpoint } from './endpoint';
+import type { Exchange } from '../exchange';
+import { connectOriginalDst } from '../sidecar/original-dst-cluster';
 
 /** Opens one TCP connection to an endpoint, failing with a ProxyError after timeoutMs. `onread` makes it read into caller-owned buffers. */
 export function connectEndpoint(ep: Endpoint, timeoutMs: number, onread?: OnReadOpts): Promise<Socket> {
@@ -45,8 +47,10 @@ export interface UpstreamConnection {
  * to max_connect_attempts. Enforces the cluster's connection limit.
  * `deadline` (performance.now() clock, 0 = none) caps the total time spent.
  */
-export async function connectCluster(cluster: Cluster, deadline = 0, onread?: OnReadOpts): Promise<UpstreamConnection> {
+export async function connectCluster(cluster: Cluster, deadline = 0, onread?: OnReadOpts, ex?: Exchange): Promise<UpstreamConnection> {
   const cfg = cluster.config;
+  // An original_dst cluster has no endpoint list: the exchange names its destination (sidecar mode).
+  if (cfg.originalDst === true) return connectOriginalDst(cluster, cluster.metrics, ex, deadline, onread);
   const tried = new Set<Endpoint>();
   let lastErr: ProxyError | null = null;
   const attempts = Math.max(1, Math.min(cfg.maxConnectAttempts, cluster.endpoints.length));

@@ -182,6 +182,37 @@ clusters:
     assert.deepEqual(await reached(pw.port('dubbo'), 3), ['b']);
   });
 
+  test('garbage provider nodes do not remove healthy endpoints: they are ignored and reported', async () => {
+    // State from the previous test: the dubbo cluster has provider b.
+    await endpointsAre(pw, [b.address], { cluster: 'dubbo', ms: 10_000 });
+    const junk = [
+      'not-a-provider-url',
+      encodeURIComponent('dubbo://'),
+      encodeURIComponent('dubbo://127.0.0.1:notaport/x'),
+      '%E0%A4%A',
+      encodeURIComponent(`dubbo://127.0.0.1:99999/${DUBBO_SERVICE}?side=provider`),
+    ];
+    for (const j of junk) await writer.create(`${dubboPath}/${j}`);
+    // The watch fired and the list was read again: the junk is reported, the healthy provider stays.
+    const cl = await waitFor(
+      async () => {
+        const x = await cluster(pw, 'dubbo');
+        return Object.keys(x.discovery.detail.rejected ?? {}).length >= 4 ? x : null;
+      },
+      10_000,
+      'the junk nodes reported',
+    );
+    assert.deepEqual(
+      cl.endpoints.map((e: { address: string }) => e.address),
+      [b.address],
+    );
+    assert.equal(cl.discovery.state, 'ok');
+    assert.deepEqual(await reached(pw.port('dubbo'), 3), ['b']);
+    for (const j of junk) await writer.remove(`${dubboPath}/${j}`);
+    await waitFor(async () => (await cluster(pw, 'dubbo')).discovery.detail.rejected === undefined, 10_000, 'the junk gone');
+    await endpointsAre(pw, [b.address], { cluster: 'dubbo', ms: 10_000 });
+  });
+
   test('ZooKeeper down: the last lists stay (stale in /clusters), traffic flows; back up: updates resume', async () => {
     await zk.stop();
     for (const name of ['sofa', 'dubbo']) {

@@ -3,7 +3,7 @@
  * through the config (percentage 100 or 0), the exchange deadline, match,
  * metrics, and config validation.
  */
-import { test, describe } from 'node:test';
+import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { loadConfigText } from '../../src/config/load';
 import { Exchange } from '../../src/exchange';
@@ -45,9 +45,11 @@ describe('fault abort', () => {
     assert.equal(r.error.message, 'injected reset');
   });
 
-  test('percentage 0 never aborts', () => {
+  test('percentage 0 never aborts: the filter has no onRequest, so the chain skips it', () => {
     const f = build('{ type: fault, abort: { percentage: 0 } }');
-    for (let i = 0; i < 100; i++) assert.equal(f.onRequest!(ex()), undefined);
+    assert.equal(f.onRequest, undefined);
+    const chain = new FilterChain([f]);
+    for (let i = 0; i < 100; i++) assert.equal(chain.runRequest(ex()), undefined);
   });
 
   test('a fractional percentage aborts about that share (Math.random)', () => {
@@ -67,6 +69,11 @@ describe('fault abort', () => {
 });
 
 describe('fault delay', () => {
+  // Delays wait on the shared timer wheel, whose interval does not keep a process alive (a proxy has its sockets).
+  let keepAlive: NodeJS.Timeout;
+  before(() => (keepAlive = setInterval(() => {}, 1000)));
+  after(() => clearInterval(keepAlive));
+
   test('a delayed request returns a promise that continues after the delay', async () => {
     const metrics = new MetricsRegistry();
     const f = build('{ type: fault, delay: { duration: 60ms } }', metrics);
@@ -84,7 +91,10 @@ describe('fault delay', () => {
 
   test('percentage 0 delays nothing and stays synchronous', () => {
     const f = build('{ type: fault, delay: { duration: 10s, percentage: 0 } }');
-    assert.equal(f.onRequest!(ex()), undefined);
+    assert.equal(f.onRequest, undefined, 'a filter that can inject nothing is skipped');
+    assert.equal(new FilterChain([f]).runRequest(ex()), undefined);
+    const g = build('{ type: fault, delay: { duration: 10s, percentage: 0 }, abort: { percentage: 100 } }');
+    assert.equal((g.onRequest!(ex()) as LocalReply).error.code, ErrorCode.FaultAbort);
   });
 
   test('delay and abort together: the abort comes after the delay', async () => {

@@ -65,7 +65,7 @@ export const EmbeddedLogConfig = Type.Object(
           "'always': an append is acknowledged after fdatasync (appends arriving together share one); nothing acknowledged is lost even by a power cut. 'interval': acknowledged once written to the file, fsynced every fsync_interval; a process kill loses nothing acknowledged, a power cut or kernel crash may lose the last interval.",
       }),
     ),
-    fsync_interval: Type.Optional(Duration("With fsync 'interval': time between two fsyncs of the files written to.", '100ms')),
+    fsync_interval: Type.Optional(Duration("With fsync 'interval': time between two fsyncs of the files written to (default 100ms).")),
     segment_bytes: Type.Optional(
       Type.Integer({ minimum: 4096, maximum: 1024 * MiB, default: 64 * MiB, description: 'A partition starts a new segment file once the active one would pass this size. Retention deletes whole segments; recovery reads the last one whole.' }),
     ),

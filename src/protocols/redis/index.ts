@@ -5,7 +5,11 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { ProtocolModule } from '../protocol';
 import type { ConfigIssue } from '../../config/validate';
-import { RedisListener } from './listener';
+import { RedisProxyListener, type RedisExtraOptions } from './listener-extras';
+import type { RedisOptions } from './listener';
+import { parseDuration } from '../../util/duration';
+import { Duration } from '../../config/schema';
+import { KeyRewriter } from './prefix';
 import { REDIS_MAX_BULK_LENGTH } from './codec';
 import { ruleProblem, sha256 } from './acl';
 
@@ -17,6 +21,8 @@ const RedisOptionsSchema = Type.Object(
           {
             prefix: Type.String({ minLength: 1, description: 'Key prefix (bytes, case-sensitive).' }),
             cluster: Type.String({ description: 'Cluster serving keys with this prefix.' }),
+            strip: Type.Optional(Type.Boolean({ default: false, description: 'Remove the matched prefix from every key of the command before sending it (replies that name keys are mapped back).' })),
+            add: Type.Optional(Type.String({ minLength: 1, description: 'Put this prefix in front of every key of the command (after strip); replies that name keys are mapped back.' })),
           },
           { additionalProperties: false },
         ),
@@ -74,6 +80,19 @@ const RedisOptionsSchema = Type.Object(
           },
           { additionalProperties: false },
         ),
+      ),
+    ),
+    redis_cluster: Type.Optional(
+      Type.Array(
+        Type.Object(
+          {
+            cluster: Type.String({ description: 'A cluster whose endpoints are seed nodes of a Redis Cluster: Portway learns the slot map from them (CLUSTER SLOTS) and sends each key to the master of its slot.' }),
+            refresh_interval: Type.Optional(Duration('How often the slot map is loaded again (0: only after MOVED and broken links).', '30s')),
+            max_redirects: Type.Optional(Type.Integer({ minimum: 0, maximum: 16, default: 5, description: 'MOVED / ASK redirections one request may follow before its last reply is passed to the client.' })),
+          },
+          { additionalProperties: false },
+        ),
+        { description: 'Clusters that are Redis Clusters (cluster-enabled servers), not single servers or key-hash sharded pools.' },
       ),
     ),
     mirror: Type.Optional(
@@ -137,11 +156,28 @@ export const redisProtocol: ProtocolModule = {
     (o.mirror ?? []).forEach((m, i) => {
       if (!ctx.clusters.has(m.cluster)) issues.push({ path: `mirror[${i}].cluster`, message: `unknown cluster '${m.cluster}'` });
     });
+    const rcNames = new Set<string>();
+    (o.redis_cluster ?? []).forEach((r, i) => {
+      if (!ctx.clusters.has(r.cluster)) issues.push({ path: `redis_cluster[${i}].cluster`, message: `unknown cluster '${r.cluster}'` });
+      if (rcNames.has(r.cluster)) issues.push({ path: `redis_cluster[${i}].cluster`, message: `cluster '${r.cluster}' is listed twice` });
+      rcNames.add(r.cluster);
+      if ((o.upstreams?.[r.cluster]?.db ?? 0) !== 0) issues.push({ path: `upstreams.${r.cluster}.db`, message: 'a Redis Cluster has only database 0' });
+      if ((o.read_replicas ?? []).some((rr) => rr.primary === r.cluster || rr.replicas === r.cluster)) {
+        issues.push({ path: `redis_cluster[${i}].cluster`, message: 'read_replicas cannot name a Redis Cluster (its replicas are not used)' });
+      }
+    });
     return issues;
   },
   create(ctx) {
     const o = ctx.listener.options as RawRedisOptions;
-    return new RedisListener(ctx, {
+    const routes = o.prefix_routes ?? [];
+    const extra: RedisExtraOptions = {
+      redisCluster: (o.redis_cluster ?? []).map((r) => ({ cluster: r.cluster, refreshIntervalMs: parseDuration(r.refresh_interval ?? '30s'), maxRedirects: r.max_redirects ?? 5 })),
+      keyRewriter: routes.some((r) => r.strip === true || r.add !== undefined)
+        ? (clusters) => new KeyRewriter(routes.map((r) => ({ prefix: Buffer.from(r.prefix), cluster: clusters.get(r.cluster)!, strip: r.strip ?? false, add: Buffer.from(r.add ?? '') })))
+        : null,
+    };
+    const options: RedisOptions = {
       maxBulkLength: o.max_bulk_length ?? REDIS_MAX_BULK_LENGTH,
       connectionsPerEndpoint: o.connections_per_endpoint ?? 1,
       prefixRoutes: (o.prefix_routes ?? []).map((r) => ({ prefix: Buffer.from(r.prefix), cluster: r.cluster })),
@@ -158,6 +194,7 @@ export const redisProtocol: ProtocolModule = {
       upstreams: new Map(Object.entries(o.upstreams ?? {}).map(([k, u]) => [k, { username: u.username ?? null, password: u.password ?? null, db: u.db ?? 0 }])),
       readReplicas: (o.read_replicas ?? []).map((r) => ({ primary: r.primary, replicas: r.replicas, policy: r.policy ?? 'prefer-replica' })),
       mirror: (o.mirror ?? []).map((m) => ({ cluster: m.cluster, sample: m.sample ?? 1, writesOnly: (m.commands ?? 'writes') === 'writes' })),
-    });
+    };
+    return new RedisProxyListener(ctx, options, extra);
   },
 };

@@ -2,7 +2,7 @@
  * What every session of one Redis listener shares for one config
  * generation: options, routing tables, shared upstream links, counters.
  */
-import type { Socket } from 'node:net';
+import type { OnReadOpts, Socket } from 'node:net';
 import type { Exchange } from '../../exchange';
 import { ErrorCode, type ProxyError } from '../../errors';
 import type { FilterChain, Invoke } from '../../filter';
@@ -18,6 +18,34 @@ import { UserTable, type UserConfig } from './acl';
 import { MirrorTarget, type MirrorOptions } from './mirror';
 import { encodeCommand } from './resp-writer';
 import { RedisSession } from './session';
+import { adoptWithUserBuffer } from '../tcp/pump';
+
+/**
+ * Every client socket of every Redis listener reads into this one buffer:
+ * reads are delivered one at a time on the event loop, and each is copied
+ * out before the next. An idle connection holds no read buffer at all.
+ */
+const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * Client reads without the stream machinery: Node's onread hands each read
+ * to `data`, which copies exactly the bytes read into a buffer of their own
+ * (small ones come from Node's shared pool) and delivers it as a 'data'
+ * event. The copy keeps the decoder's contract that a chunk is never reused,
+ * so commands and exchanges may keep views of it; what it saves is a 64 KiB
+ * allocation, a reallocation and a Readable push per read.
+ */
+class ClientReader {
+  socket: Socket | null = null;
+  readonly onread: OnReadOpts = { buffer: READ_BUFFER, callback: (n: number) => this.data(n) };
+
+  private data(n: number): boolean {
+    const chunk = Buffer.allocUnsafe(n);
+    READ_BUFFER.copy(chunk, 0, 0, n);
+    this.socket!.emit('data', chunk);
+    return true;
+  }
+}
 
 export interface RedisOptions {
   maxBulkLength: number;
@@ -173,9 +201,16 @@ export class RedisListener implements ConnectionHandler {
     this.log.warn({ cluster: link.cluster.name, endpoint: link.endpoint.address, reply: text.slice(0, 200) }, 'upstream refused the connection setup (AUTH/SELECT)');
   };
 
-  handle(socket: Socket): void {
+  handle(accepted: Socket): Socket {
+    const reader = new ClientReader();
+    // The re-wrapped socket starts paused; TCP_NODELAY stays set on the OS socket (the listener sets it at accept).
+    const adopted = adoptWithUserBuffer(accepted, reader.onread);
+    const socket = adopted ?? accepted;
     socket.setNoDelay(true);
+    reader.socket = socket;
     new RedisSession(socket, this);
+    if (adopted !== null) socket.resume();
+    return socket;
   }
 
   /**

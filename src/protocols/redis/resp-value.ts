@@ -187,7 +187,8 @@ function readValue(b: Buffer, c: Cursor, end: number, depth: number): RespValue 
       const n = readLength(b, s, cr);
       if (n < 0) throw bad('invalid attribute length');
       const attributes = readPairs(b, c, end, n, depth);
-      const v = readValue(b, c, end, depth);
+      // A chain of attributes counts as nesting too, or "|1 ..." repeated would recurse without limit.
+      const v = readValue(b, c, end, depth + 1);
       v.attributes = v.attributes ? attributes.concat(v.attributes) : attributes;
       return v;
     }

@@ -15,9 +15,9 @@
  * are refused with -CROSSSLOT.
  */
 import type { Socket } from 'node:net';
-import { Exchange } from '../../exchange';
+import { Exchange, type AttributeSource } from '../../exchange';
 import { ErrorCode, ProxyError, toProxyError } from '../../errors';
-import type { Verdict } from '../../filter';
+import type { Dispatch, ResultHandler, Verdict } from '../../filter';
 import type { Cluster } from '../../routing/cluster';
 import type { Endpoint } from '../../routing/endpoint';
 import { isRedisComponent, type RedisComponent } from '../../components/redis-component';
@@ -28,6 +28,11 @@ import type { AclUser } from './acl';
 import { parseReply, readAggregateHeader, toResp3, type Resp3Shape } from './resp-value';
 import { RedisLink, type ReplySink } from './upstream';
 import type { CommandStats, RedisListener, Target } from './listener';
+import type { RedisProxyListener } from './listener-extras';
+import { ASKING, IGNORE, parseRedirect, type ClusterTopology } from './cluster-topology';
+import { keySlot } from '../../routing/redis-slot';
+import { mergeInfo } from './info';
+import { KeyRewriter, mapReplyKeys } from './prefix';
 
 const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 const NULL_BULK2 = Buffer.from('$-1\r\n');
@@ -79,6 +84,8 @@ export class Slot implements ReplySink {
   /** Per-command counters and latency, taken when the reply is in; null for pushes. */
   stats: CommandStats | null = null;
   t0 = 0;
+  /** Prefix routes that strip or add: maps the key names in the reply back to the client's (rare commands only). */
+  unmap: ((data: Buffer) => Buffer) | null = null;
   /** Called with the raw reply instead of storing it (split requests merge their parts). */
   constructor(
     readonly session: RedisSession,
@@ -117,9 +124,10 @@ class PartSink implements ReplySink {
  * How the replies of a request split over shards become one:
  * mget: values back in key order; sum: integers added (DEL, EXISTS, DBSIZE);
  * ok: +OK when all succeeded (MSET, FLUSHALL); concat: arrays joined (KEYS);
- * first: the first non-null reply (SCRIPT LOAD, RANDOMKEY); and: element-wise AND of 0/1 arrays (SCRIPT EXISTS).
+ * first: the first non-null reply (SCRIPT LOAD, RANDOMKEY); and: element-wise AND of 0/1 arrays (SCRIPT EXISTS);
+ * info: INFO sections merged (info.ts).
  */
-type MergeKind = 'mget' | 'sum' | 'ok' | 'concat' | 'first' | 'and';
+type MergeKind = 'mget' | 'sum' | 'ok' | 'concat' | 'first' | 'and' | 'info';
 
 class SplitMerge {
   parts: PartSink[] = [];
@@ -145,6 +153,8 @@ class SplitMerge {
   }
 
   private merged(): Buffer {
+    // INFO answers with what the live shards say (a client's ready check must not fail for one shard).
+    if (this.kind === 'info') return this.session.mergedInfo(this.parts.map((p) => p.reply!));
     for (const p of this.parts) if (p.reply![0] === RespType.Error) return p.reply!;
     if (this.kind === 'ok') return RESP_OK;
     if (this.kind === 'first') {
@@ -190,6 +200,30 @@ class SplitMerge {
   }
 }
 
+/** Redis Cluster, dedicated link: the reply of a pinned command, MOVED and ASK followed (RedisSession.repin). */
+class PinnedRedirect implements ReplySink {
+  constructor(
+    readonly session: RedisSession,
+    readonly topo: ClusterTopology,
+    readonly cmd: RespCommand,
+    readonly slot: Slot,
+    readonly redirects: number,
+  ) {}
+
+  onReply(buf: Buffer, start: number, end: number, type: number): void {
+    if (type === RespType.Error && this.redirects < this.topo.options.maxRedirects) {
+      const r = parseRedirect(buf.toString('latin1', start + 1, end - 2));
+      if (r !== null && this.session.repin(this, this.topo.redirected(r), !r.moved)) return;
+    }
+    this.slot.onReply(buf, start, end, type);
+  }
+
+  onError(err: ProxyError): void {
+    this.topo.linkFailed();
+    this.slot.onError(err);
+  }
+}
+
 export class RedisSession {
   readonly id = nextSessionId++;
   private readonly decoder: RespRequestDecoder;
@@ -223,11 +257,27 @@ export class RedisSession {
   private user: AclUser | null = null;
   /** A command of the open transaction was refused here: EXEC must abort it. */
   private multiDenied = false;
+  /** The around-policies composed around redisTerminal (the chain caches it per generation). */
+  private policyDispatch: Dispatch<Buffer> | null = null;
+  /** Redis Cluster slot maps by cluster (null: the listener has none), read once per session. */
+  private readonly rc: Map<Cluster, ClusterTopology> | null;
+  /** Redis Cluster: MULTI answered here, not sent yet (it goes to the node of the first key). */
+  private multiPending = false;
+  /** Redis Cluster: the node the dedicated link is (to be) opened to. */
+  private pinNode: Endpoint | null = null;
+  /** Prefix routes that strip or add (null: none), read once per session. */
+  private readonly kr: KeyRewriter | null;
+  /** The last command rewritten by prefix routes, and the cluster of each of its keys' routes. */
+  private rwCmd: RespCommand | null = null;
+  private rwOrig: RespCommand | null = null;
+  private rwClusters: Map<number, Cluster> | null = null;
 
   constructor(
     private readonly socket: Socket,
     private readonly l: RedisListener,
   ) {
+    this.rc = (l as Partial<RedisProxyListener>).topologies ?? null;
+    this.kr = (l as Partial<RedisProxyListener>).keyRewriter ?? null;
     this.decoder = new RespRequestDecoder(
       { onCommand: (cmd) => this.onCommand(cmd), onError: (err) => this.onProtocolError(err) },
       { maxBulkLength: l.options.maxBulkLength, unauthenticated: l.users !== null },
@@ -258,6 +308,11 @@ export class RedisSession {
   }
 
   fill(slot: Slot, data: Buffer): void {
+    const unmap = slot.unmap;
+    if (unmap !== null) {
+      slot.unmap = null;
+      data = unmap(data);
+    }
     slot.data = data;
     const st = slot.stats;
     if (st !== null) {
@@ -355,6 +410,11 @@ export class RedisSession {
       }
     }
     return raw;
+  }
+
+  /** INFO over shards: one reply, sections merged (info.ts). */
+  mergedInfo(replies: Buffer[]): Buffer {
+    return mergeInfo(replies, { listener: this.l.name, port: this.socket.localPort ?? 0 });
   }
 
   private local(slot: Slot, data: Buffer): void {
@@ -507,11 +567,15 @@ export class RedisSession {
   private route(cmd: RespCommand, keys: number[], slot: Slot): Target | null {
     const l = this.l;
     const fixed = l.fixedTarget(cmd, keys);
-    if (fixed !== null) return fixed;
-    const ex = new Exchange(l.name, 'redis', this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, cmd.name);
-    ex.attrs['command'] = cmd.name;
-    if (keys.length > 0) ex.attrs['key'] = cmd.argString(keys[0]!, 'latin1');
+    // Prefix routes choose the cluster without the phase filters; the around-policies still apply to them (they need an exchange).
+    if (fixed !== null && (l.chain.direct || fixed.ex !== undefined)) return fixed;
+    const ex = new RedisExchange(this, l.name, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, cmd.name);
+    ex.setRequest(cmd, keys);
     ex.idempotent = commandInfo(cmd.name)?.readonly ?? false;
+    if (fixed !== null) {
+      ex.cluster = fixed.cluster;
+      return { cluster: fixed.cluster, ex };
+    }
     const v: Verdict | Promise<Verdict> = l.chain.runRequest(ex);
     if (v instanceof Promise) {
       // An async filter (a delay, a global rate limit): hold this request's place and continue later.
@@ -546,6 +610,13 @@ export class RedisSession {
   }
 
   private forward(cmd: RespCommand, slot: Slot, keys: number[], target: Target): void {
+    if (this.kr !== null && (keys.length > 0 || cmd.name === 'KEYS' || cmd.name === 'SCAN' || cmd.name === 'RANDOMKEY')) {
+      const rw = this.rewriteKeys(this.kr, cmd, slot, keys, target);
+      if (rw !== null) {
+        cmd = rw.cmd;
+        target = rw.target;
+      }
+    }
     let cluster = target.cluster;
     if (target.ex) slot.ex = target.ex;
     const name = cmd.name;
@@ -558,6 +629,10 @@ export class RedisSession {
       return this.execLocal(comp, cmd, slot);
     }
     if (pinned) return this.sendDedicated(cluster, cmd, slot);
+    if (this.rc !== null) {
+      const topo = this.rc.get(cluster);
+      if (topo !== undefined) return this.forwardCluster(topo, cmd, slot, keys, target);
+    }
     if (keys.length === 0 && cluster.sharded) {
       if (name === 'SCAN') return this.scanShards(cmd, slot, cluster);
       const kind = broadcastKind(cmd);
@@ -575,12 +650,47 @@ export class RedisSession {
     }
     if (target.ex) target.ex.endpoint = ep;
     if (this.inflightDedicated > 0) {
-      this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: false });
+      this.deferred.push({ cmd: this.deferCopy(cmd), slot, dedicated: false });
       return;
     }
     this.inflightShared++;
     slot.side = 1;
     this.l.links(cluster).get(ep, this.id).send(cmd.buffer, cmd.start, cmd.end, slot);
+  }
+
+  /**
+   * Prefix routes with strip / add (prefix.ts): the command as the upstream
+   * must see it (null: unchanged), and for replies that name keys, how they
+   * map back.
+   */
+  private rewriteKeys(kr: KeyRewriter, cmd: RespCommand, slot: Slot, keys: number[], target: Target): { cmd: RespCommand; target: Target } | null {
+    const name = cmd.name;
+    if (keys.length > 0) {
+      const rw = kr.rewrite(cmd, keys);
+      if (rw === null) return null;
+      this.rwCmd = rw.cmd;
+      this.rwOrig = cmd;
+      this.rwClusters = rw.clusters;
+      if (KeyRewriter.namesKeys(name)) {
+        const back = rw.back;
+        slot.unmap = (d) => mapReplyKeys(name, d, this.resp, (k) => back.get(k.toString('latin1')) ?? k);
+      }
+      return { cmd: rw.cmd, target };
+    }
+    const pr = kr.rewritePattern(cmd);
+    const route = pr !== null ? pr.route : kr.clusterRoute(target.cluster);
+    if (route === null) return null;
+    slot.unmap = (d) => mapReplyKeys(name, d, this.resp, (k) => KeyRewriter.back(route, k));
+    if (pr === null) return null;
+    this.rwCmd = pr.cmd;
+    this.rwOrig = cmd;
+    this.rwClusters = null;
+    return { cmd: pr.cmd, target: { ...target, cluster: route.cluster } };
+  }
+
+  /** A copy of a command to hold back: as the client sent it (it is routed and rewritten again when replayed). */
+  private deferCopy(cmd: RespCommand): RespCommand {
+    return copyCommand(this.rwCmd === cmd ? this.rwOrig! : cmd);
   }
 
   /** Read replicas: where a command routed to a primary cluster goes (read-only commands per policy, the rest to the primary). */
@@ -615,6 +725,24 @@ export class RedisSession {
           w.discard();
           m.failed.inc();
         }
+        continue;
+      }
+      const topo = this.rc !== null ? this.rc.get(c) : undefined;
+      if (topo !== undefined) {
+        // A Redis Cluster shadow: copy what one slot holds whole, to its master (redirections followed).
+        let s = -1;
+        if (keys.length > 0) {
+          s = keySlot(cmd.buffer, cmd.argStart(keys[0]!), cmd.argEnd(keys[0]!));
+          let whole = true;
+          for (let k = 1; k < keys.length && whole; k++) whole = keySlot(cmd.buffer, cmd.argStart(keys[k]!), cmd.argEnd(keys[k]!)) === s;
+          if (!whole) continue;
+        }
+        const owner = s >= 0 ? topo.masterOf(s) : topo.anyNode();
+        if (owner === null || topo.linkTo(owner, this.id).inflight >= MIRROR_MAX_INFLIGHT) {
+          m.failed.inc();
+          continue;
+        }
+        topo.send(this.id, cmd.buffer, cmd.start, cmd.end, s, m);
         continue;
       }
       let ep: Endpoint | null;
@@ -656,53 +784,125 @@ export class RedisSession {
   }
 
   /**
-   * The path through around-policies (timeout, retry, circuit breaker): the
-   * upstream call becomes a promise the policies can race, repeat or refuse.
-   * Only single-target requests take it; split, broadcast and dedicated-link
-   * requests do not (their replies depend on connection state or many shards).
+   * The path through the around-policies (timeout, retry, circuit breaker),
+   * in callback form: the RedisExchange is the policies' final handler and
+   * carries what the terminal (sendTry) needs, so a request costs no promise
+   * and no closure, only the policies' own per-request objects and one sink
+   * per try. Parts of split and broadcast requests and SCAN steps take the
+   * same path one by one (sendVia).
+   *
+   * Requests of a pinned session (its dedicated link: MULTI/EXEC/WATCH,
+   * blocking commands, pub/sub, SELECT n) do not, on purpose: a timeout cannot
+   * abandon one request on a connection whose later replies queue behind it
+   * (it would have to close the link and lose the transaction, the watched
+   * keys or the subscriptions); a retry would run a command twice inside a
+   * transaction or after a blocking pop took a value; and a blocking command
+   * waits as long as the client asked, which no request timeout may cut. The
+   * circuit breaker's verdict would be the one useful part, but refusing the
+   * middle of a transaction leaves it half-queued. So pinned traffic is
+   * judged only by connect failures (passive health) and link resets.
    */
   private viaPolicies(cmd: RespCommand, slot: Slot, keys: number[], cluster: Cluster, ex: Exchange): void {
-    // The decoder never reuses a chunk, so the command's views stay valid for retries without a copy.
-    const held = cmd;
-    const heldKeys = keys.slice();
     this.inflightShared++;
     slot.side = 1;
-    this.l.invoke(ex, (e) => this.sendOnce(held, heldKeys, cluster, e)).then(
-      (reply) => {
-        this.inflightDone(slot);
-        this.fill(slot, this.adaptReply(held.name, reply, 0, reply.length, reply[0]!));
-      },
-      (err) => {
-        const pe = toProxyError(err);
-        ex.error = pe;
-        this.l.stats.countError(pe.code);
-        this.inflightDone(slot);
-        this.fill(slot, this.errorReply(pe));
-      },
-    );
+    let px: RedisExchange;
+    if (ex instanceof RedisExchange && ex.session === this) px = ex;
+    else {
+      // An exchange made elsewhere: a part-like copy carries the try state, errors still land on ex.
+      px = new RedisExchange(this, ex.listener, ex.clientAddress, ex.clientPort, ex.operation);
+      px.parent = ex;
+      px.cluster = ex.cluster;
+      px.route = ex.route;
+      px.idempotent = ex.idempotent;
+    }
+    // The decoder never reuses a chunk, so the command's views stay valid for retries without a copy.
+    px.setRequest(cmd, keys);
+    px.aim(cluster, null, this.topoSlotOf(cluster, cmd, keys), slot);
+    (this.policyDispatch ??= this.l.chain.dispatcher(redisTerminal))(px, px);
   }
 
-  /** One upstream try of a request, as a promise of its raw reply. */
-  private sendOnce(cmd: RespCommand, keys: number[], cluster: Cluster, ex: Exchange): Promise<Buffer> {
-    return new Promise((resolve, reject) => {
-      const ep = this.endpointFor(cluster, cmd, keys);
-      if (ep === null) {
-        reject(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream', retryable: true }));
+  /** Redis Cluster: the slot of the first key (-1 keyless, or not a Redis Cluster). */
+  private topoSlotOf(cluster: Cluster, cmd: RespCommand, keys: number[]): number {
+    if (this.rc === null || keys.length === 0 || !this.rc.has(cluster)) return -1;
+    return keySlot(cmd.buffer, cmd.argStart(keys[0]!), cmd.argEnd(keys[0]!));
+  }
+
+  /**
+   * Sends one upstream request that is part of a client's request (a part of
+   * a split or broadcast, a SCAN step) and hands its reply to `sink`: through
+   * the around-policies when the client's request went through the chain
+   * (parent) and the chain has any, each part with its own deadline, retries
+   * and breaker verdict (for the part's cluster); else straight to the link.
+   * ep: the endpoint it must go to (a shard), or null to pick one per try
+   * (the sticky endpoint, or the Redis Cluster owner of topoSlot).
+   */
+  private sendVia(parent: Exchange | null, cluster: Cluster, ep: Endpoint | null, frame: Buffer, start: number, end: number, sink: ReplySink, topoSlot = -1): void {
+    if (parent === null || this.l.chain.direct) {
+      if (ep === null && this.rc !== null) {
+        const topo = this.rc.get(cluster);
+        if (topo !== undefined) {
+          topo.send(this.id, frame, start, end, topoSlot, sink);
+          return;
+        }
+      }
+      const to = ep ?? this.stickyEndpoint(cluster);
+      if (to === null) sink.onError(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream' }));
+      else this.l.links(cluster).get(to, this.id).send(frame, start, end, sink);
+      return;
+    }
+    const px = new RedisExchange(this, parent.listener, parent.clientAddress, parent.clientPort, parent.operation);
+    px.parent = parent;
+    px.route = parent.route;
+    px.cluster = cluster;
+    px.idempotent = parent.idempotent;
+    px.frame = frame;
+    px.start = start;
+    px.end = end;
+    px.aim(cluster, ep, topoSlot, sink);
+    (this.policyDispatch ??= this.l.chain.dispatcher(redisTerminal))(px, px);
+  }
+
+  /** One upstream try of a request on the policy path; called by the policies (retry: once per try). */
+  sendTry(px: RedisExchange, h: ResultHandler<Buffer>): void {
+    const cluster = px.target!;
+    const fixed = px.fixed;
+    if (fixed === null && this.rc !== null) {
+      const topo = this.rc.get(cluster);
+      if (topo !== undefined) {
+        px.endpoint = px.topoSlot >= 0 ? topo.masterOf(px.topoSlot) : null;
+        px.endpointCluster = cluster;
+        px.attempts++;
+        topo.send(this.id, px.frame, px.start, px.end, px.topoSlot, new TrySink(px, h));
         return;
       }
-      ex.endpoint = ep;
-      ex.attempts++;
-      this.l.links(cluster).get(ep, this.id).send(cmd.buffer, cmd.start, cmd.end, {
-        onReply: (buf, start, end) => resolve(buf.subarray(start, end)),
-        onError: reject,
-      });
-    });
+    }
+    let ep: Endpoint | null;
+    if (fixed !== null) ep = fixed;
+    else if (cluster.sharded) ep = px.keyStart < 0 ? (cluster.endpoints[0] ?? null) : cluster.shardOf(px.frame, px.keyStart, px.keyEnd);
+    else ep = this.stickyEndpoint(cluster);
+    if (ep === null) {
+      h.onFailure(px, new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream', retryable: true }));
+      return;
+    }
+    px.endpoint = ep;
+    px.endpointCluster = cluster;
+    px.attempts++;
+    this.l.links(cluster).get(ep, this.id).send(px.frame, px.start, px.end, new TrySink(px, h));
+  }
+
+  /** The client's request failed on the policy path (parts fail into their merge instead). */
+  policyFailed(ex: Exchange, err: ProxyError): void {
+    ex.error = err;
+    this.l.stats.countError(err.code);
   }
 
   /** Where one key lives: its cluster (prefix routes) and, unless a component serves it, its endpoint. */
   private placeOf(cmd: RespCommand, k: number, routed: Cluster): Place {
-    const cluster = this.l.routesByKey ? (this.l.keyTarget(cmd, k)?.cluster ?? routed) : routed;
+    const rewritten = this.rwCmd === cmd && this.rwClusters !== null ? this.rwClusters.get(k) : undefined;
+    const cluster = this.l.routesByKey ? (rewritten ?? this.l.keyTarget(cmd, k)?.cluster ?? routed) : routed;
     if (cluster.component !== null) return { cluster, endpoint: null };
+    const topo = this.rc !== null ? this.rc.get(cluster) : undefined;
+    if (topo !== undefined) return { cluster, endpoint: topo.masterOf(keySlot(cmd.buffer, cmd.argStart(k), cmd.argEnd(k))) };
     const endpoint = cluster.sharded ? cluster.shardOf(cmd.buffer, cmd.argStart(k), cmd.argEnd(k)) : this.stickyEndpoint(cluster);
     return { cluster, endpoint };
   }
@@ -756,7 +956,8 @@ export class RedisSession {
       }
       w.command(args);
       const frame = w.take();
-      this.l.links(cluster).get(ep!, this.id).send(frame, 0, frame.length, part);
+      // A shard (or Redis Cluster node) owns the keys; a cluster of interchangeable servers may pick again per try.
+      this.sendVia(slot.ex, cluster, cluster.sharded || (this.rc !== null && this.rc.has(cluster)) ? ep : null, frame, 0, frame.length, part);
     }
   }
 
@@ -773,7 +974,7 @@ export class RedisSession {
     this.inflightShared++;
     slot.side = 1;
     const parts = eps.map(() => merge.add([]));
-    eps.forEach((ep, i) => this.l.links(cluster).get(ep, this.id).send(cmd.buffer, cmd.start, cmd.end, parts[i]!));
+    eps.forEach((ep, i) => this.sendVia(slot.ex, cluster, ep, cmd.buffer, cmd.start, cmd.end, parts[i]!));
   }
 
   /**
@@ -823,11 +1024,196 @@ export class RedisSession {
     };
     this.inflightShared++;
     slot.side = 1;
-    this.l.links(cluster).get(eps[shard]!, this.id).send(frame, 0, frame.length, sink);
+    this.sendVia(slot.ex, cluster, eps[shard]!, frame, 0, frame.length, sink);
+  }
+
+  // --- Redis Cluster ---------------------------------------------------------
+
+  /**
+   * A request to a Redis Cluster: keyless whole-keyspace commands go to every
+   * master (merged as over a sharded pool), other keyless ones to any master;
+   * keyed commands to the master of their slot, split by slot when their keys
+   * span slots. Redirections are followed by the topology (cluster-topology.ts).
+   */
+  private forwardCluster(topo: ClusterTopology, cmd: RespCommand, slot: Slot, keys: number[], target: Target): void {
+    const cluster = topo.cluster;
+    if (keys.length === 0) {
+      const kind = cmd.name === 'SCAN' ? 'scan' : broadcastKind(cmd);
+      if (kind !== undefined) {
+        if (!topo.known) return this.afterSlotMap(topo, cmd, slot, target);
+        if (kind === 'scan') return this.scanShards(cmd, slot, cluster);
+        return this.broadcast(cmd, slot, cluster, kind);
+      }
+    }
+    let s = -1;
+    // SPUBLISH goes to the node of its shard channel (a "not key" in the key specs).
+    if (keys.length === 0 && cmd.argc === 3 && cmd.name === 'SPUBLISH') s = keySlot(cmd.buffer, cmd.argStart(1), cmd.argEnd(1));
+    if (keys.length > 0) {
+      if (keys.length > 1 && this.l.routesByKey) {
+        // Prefix routes may send some keys elsewhere: the general split handles several clusters.
+        const places = keys.map((k) => this.placeOf(cmd, k, cluster));
+        if (places.some((p) => p.cluster !== cluster)) return this.split(cmd, slot, keys, places);
+      }
+      s = keySlot(cmd.buffer, cmd.argStart(keys[0]!), cmd.argEnd(keys[0]!));
+      for (let i = 1; i < keys.length; i++) {
+        if (keySlot(cmd.buffer, cmd.argStart(keys[i]!), cmd.argEnd(keys[i]!)) !== s) return this.splitSlots(topo, cmd, slot, keys);
+      }
+    }
+    if (target.ex !== undefined && !this.l.chain.direct) return this.viaPolicies(cmd, slot, keys, cluster, target.ex);
+    if (this.inflightDedicated > 0) {
+      this.deferred.push({ cmd: this.deferCopy(cmd), slot, dedicated: false });
+      return;
+    }
+    this.inflightShared++;
+    slot.side = 1;
+    topo.send(this.id, cmd.buffer, cmd.start, cmd.end, s, slot);
+  }
+
+  /** A whole-keyspace command before the slot map is known (just after start): waits for it. */
+  private afterSlotMap(topo: ClusterTopology, cmd: RespCommand, slot: Slot, target: Target): void {
+    const held = copyCommand(cmd);
+    this.inflightShared++;
+    slot.side = 1;
+    void topo.whenKnown().then(() => {
+      if (!topo.known) {
+        this.inflightDone(slot);
+        const why = `Redis Cluster '${topo.cluster.name}': slot map unknown (${topo.lastError ?? 'no answer yet'})`;
+        return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, why, { source: 'upstream' })));
+      }
+      this.inflightShared--;
+      slot.side = 0;
+      this.forwardCluster(topo, held, slot, [], target);
+      if (this.deferred.length > 0 && (this.inflightShared === 0 || this.inflightDedicated === 0)) this.replayDeferred();
+    });
+  }
+
+  /** MGET, MSET, DEL, UNLINK, EXISTS, TOUCH over several slots: one request per slot, merged in key order. */
+  private splitSlots(topo: ClusterTopology, cmd: RespCommand, slot: Slot, keys: number[]): void {
+    const name = cmd.name;
+    const kind: MergeKind | undefined = name === 'MGET' ? 'mget' : name === 'MSET' ? 'ok' : SUMMED.has(name) ? 'sum' : undefined;
+    if (kind === undefined) return this.fill(slot, CROSSSLOT);
+    const bySlot = new Map<number, number[]>();
+    for (const k of keys) {
+      const s = keySlot(cmd.buffer, cmd.argStart(k), cmd.argEnd(k));
+      let g = bySlot.get(s);
+      if (g === undefined) bySlot.set(s, (g = []));
+      g.push(k);
+    }
+    const merge = new SplitMerge(this, slot, kind, keys.length);
+    const step = name === 'MSET' ? 2 : 1;
+    const w = this.writer;
+    const parts: [number, PartSink, Buffer][] = [];
+    for (const [s, ks] of bySlot) {
+      const args: Buffer[] = [cmd.arg(0)];
+      for (const k of ks) {
+        args.push(cmd.arg(k));
+        if (step === 2) args.push(cmd.arg(k + 1));
+      }
+      w.command(args);
+      parts.push([s, merge.add(ks), w.take()]);
+    }
+    this.inflightShared++;
+    slot.side = 1;
+    for (const [s, part, frame] of parts) this.sendVia(slot.ex, topo.cluster, null, frame, 0, frame.length, part, s);
+  }
+
+  /**
+   * Redis Cluster, dedicated link: it goes to the master of the command's
+   * first key. While server-side state lives on it (transaction, WATCH,
+   * subscriptions) keys of another node are refused with CROSSSLOT; otherwise
+   * a link to another node is replaced. MULTI is answered here and sent just
+   * before the transaction's first command, so the transaction runs where its
+   * first key lives. Returns false when the command was answered here.
+   */
+  private pinClusterNode(topo: ClusterTopology, cmd: RespCommand, slot: Slot): boolean {
+    const name = cmd.name;
+    const keys: number[] = [];
+    // Shard channels (SSUBSCRIBE, SUNSUBSCRIBE) place a subscription like keys.
+    extractKeys(cmd, keys, { includeNotKeys: true });
+    let node: Endpoint | null = null;
+    if (keys.length > 0) {
+      const s = keySlot(cmd.buffer, cmd.argStart(keys[0]!), cmd.argEnd(keys[0]!));
+      for (let i = 1; i < keys.length; i++) {
+        if (keySlot(cmd.buffer, cmd.argStart(keys[i]!), cmd.argEnd(keys[i]!)) !== s) {
+          if (this.inMulti) this.multiDenied = true;
+          this.fill(slot, CROSSSLOT);
+          return false;
+        }
+      }
+      node = topo.masterOf(s);
+    }
+    const link = this.dedicated !== null && this.dedicated.usable ? this.dedicated : null;
+    if (link !== null && ((this.inMulti && !this.multiPending) || this.watching || this.subscribed)) {
+      if (node !== null && node !== link.endpoint) {
+        if (this.inMulti) this.multiDenied = true;
+        this.fill(slot, CROSSSLOT);
+        return false;
+      }
+      return true;
+    }
+    if (name === 'MULTI' && !this.inMulti) {
+      this.inMulti = true;
+      this.multiPending = true;
+      this.local(slot, RESP_OK);
+      return false;
+    }
+    if (this.multiPending && (name === 'EXEC' || name === 'DISCARD')) {
+      // Nothing was queued upstream: answer as redis would for an empty transaction.
+      const denied = this.multiDenied;
+      this.inMulti = false;
+      this.multiPending = false;
+      this.multiDenied = false;
+      if (name === 'DISCARD') this.local(slot, RESP_OK);
+      else if (denied) this.err(slot, 'EXECABORT Transaction discarded because of previous errors.');
+      else this.local(slot, EMPTY_ARRAY);
+      return false;
+    }
+    if (node === null) node = link !== null ? link.endpoint : topo.anyNode();
+    if (node === null) {
+      this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `Redis Cluster '${topo.cluster.name}' has no known node`, { source: 'upstream' })));
+      return false;
+    }
+    if (link !== null && link.endpoint !== node) {
+      this.dedicated = null;
+      link.close();
+    }
+    this.pinNode = node;
+    if (this.multiPending) {
+      this.multiPending = false;
+      const l = this.dedicatedLink(topo.cluster);
+      if (l === null) return true; // sendDedicated answers "no usable endpoint"
+      const m = new Slot(this, 'MULTI');
+      m.side = 2;
+      this.inflightDedicated++;
+      l.send(MULTI, 0, MULTI.length, m);
+    }
+    return true;
+  }
+
+  /**
+   * Redis Cluster, dedicated link: after MOVED or ASK, sends the command again
+   * to the node named, unless a transaction, WATCH or subscription holds the
+   * link (then the client gets the redirection, as from the node itself).
+   */
+  repin(r: PinnedRedirect, ep: Endpoint, asking: boolean): boolean {
+    if (this.inMulti || this.watching || this.subscribed || this.socket.destroyed) return false;
+    const old = this.dedicated;
+    if (old !== null && old.endpoint !== ep) {
+      this.dedicated = null;
+      old.close();
+    }
+    this.pinNode = ep;
+    const link = this.dedicatedLink(r.topo.cluster);
+    if (link === null) return false;
+    if (asking) link.send(ASKING, 0, ASKING.length, IGNORE);
+    link.send(r.cmd.buffer, r.cmd.start, r.cmd.end, new PinnedRedirect(this, r.topo, r.cmd, r.slot, r.redirects + 1));
+    return true;
   }
 
   /** One endpoint per shard, in shard order; null when a shard has none. */
   private shardEndpoints(cluster: Cluster): Endpoint[] | null {
+    const topo = this.rc !== null ? this.rc.get(cluster) : undefined;
+    if (topo !== undefined) return topo.masters.length > 0 ? topo.masters.slice() : null;
     const eps = cluster.shards();
     return eps.some((e) => e === null) ? null : (eps as Endpoint[]);
   }
@@ -854,9 +1240,11 @@ export class RedisSession {
       return this.err(slot, `ERR '${cmd.name.toLowerCase()}' needs a connection of its own, which a sharded cluster ('${cluster.name}') cannot give`);
     }
     if (this.inflightShared > 0) {
-      this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: true });
+      this.deferred.push({ cmd: this.deferCopy(cmd), slot, dedicated: true });
       return;
     }
+    const topo = this.rc !== null ? this.rc.get(cluster) : undefined;
+    if (topo !== undefined && !this.pinClusterNode(topo, cmd, slot)) return;
     const link = this.dedicatedLink(cluster);
     if (link === null) {
       return this.fill(slot, this.errorReply(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable endpoint`, { source: 'upstream' })));
@@ -884,12 +1272,18 @@ export class RedisSession {
     }
     this.inflightDedicated++;
     slot.side = 2;
-    link.send(cmd.buffer, cmd.start, cmd.end, slot);
+    link.send(cmd.buffer, cmd.start, cmd.end, topo !== undefined ? new PinnedRedirect(this, topo, cmd, slot, 0) : slot);
   }
 
   private dedicatedLink(cluster: Cluster): RedisLink | null {
-    if (this.dedicated !== null && this.dedicated.usable) return this.dedicated;
-    const ep = this.stickyEndpoint(cluster);
+    if (this.dedicated !== null && this.dedicated.usable) {
+      // A link holding server-side state is kept; a stateless one to another cluster (prefix routes) is replaced.
+      if (this.dedicated.cluster === cluster || this.inMulti || this.watching || this.subscribed) return this.dedicated;
+      const old = this.dedicated;
+      this.dedicated = null;
+      old.close();
+    }
+    const ep = this.pinNode !== null && this.pinNode.cluster === cluster.name ? this.pinNode : this.stickyEndpoint(cluster);
     if (ep === null) return null;
     this.dedicated = new RedisLink(ep, cluster, {
       connectTimeoutMs: cluster.config.connectTimeoutMs,
@@ -1031,6 +1425,7 @@ export class RedisSession {
     if (n < 0 || n > 15) return this.err(slot, 'ERR DB index is out of range');
     const target = this.l.fixedTarget(cmd, []) ?? this.l.defaultTarget();
     if (target !== null && target.cluster.sharded) return this.err(slot, `ERR SELECT is not allowed: cluster '${target.cluster.name}' is sharded`);
+    if (target !== null && this.rc !== null && this.rc.has(target.cluster)) return this.err(slot, 'ERR SELECT is not allowed in cluster mode');
     if (target !== null && target.cluster.component === null) {
       // The database is connection state on the server: from now on this session talks over its own link.
       if (this.dedicated !== null && this.dedicated.usable) {
@@ -1056,6 +1451,8 @@ export class RedisSession {
     this.db = 0;
     this.name = null;
     this.inMulti = false;
+    this.multiPending = false;
+    this.pinNode = null;
     this.watching = false;
     this.subscribed = false;
     this.dedicated?.close();
@@ -1089,10 +1486,105 @@ export class RedisSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+/**
+ * The exchange of one Redis request, or of one part of a split one, and on
+ * the policy path also the policies' final handler and what the terminal
+ * needs for each try (so that path allocates nothing else per request).
+ * Attributes are computed only when a route or filter reads them:
+ * `command` (the upper-case name) and `key` (the first key, latin1).
+ */
+export class RedisExchange extends Exchange implements ResultHandler<Buffer> {
+  /** The cluster the tries go to (differs from `cluster` with read replicas and key routes). */
+  target: Cluster | null = null;
+  /** The request frame: the client's command, or a part built for one shard. */
+  frame: Buffer = EMPTY;
+  start = 0;
+  end = 0;
+  /** The first key inside frame; -1 when keyless. */
+  keyStart = -1;
+  keyEnd = -1;
+  /** Redis Cluster slot of the first key; -1 otherwise. */
+  topoSlot = -1;
+  /** The endpoint every try must use (a shard); null: picked per try. */
+  fixed: Endpoint | null = null;
+  /** Where the reply goes: the request's Slot, or the PartSink of a split. */
+  sink: ReplySink | null = null;
+  /** The client request's exchange when this is a part of it (errors are merged there, not counted here). */
+  parent: Exchange | null = null;
+
+  constructor(
+    readonly session: RedisSession,
+    listener: string,
+    clientAddress: string,
+    clientPort: number,
+    operation: string,
+  ) {
+    super(listener, 'redis', clientAddress, clientPort, operation);
+    this.attributeSource = REDIS_ATTRIBUTES;
+  }
+
+  setRequest(cmd: RespCommand, keys: number[]): void {
+    this.frame = cmd.buffer;
+    this.start = cmd.start;
+    this.end = cmd.end;
+    if (keys.length > 0) {
+      this.keyStart = cmd.argStart(keys[0]!);
+      this.keyEnd = cmd.argEnd(keys[0]!);
+    } else this.keyStart = this.keyEnd = -1;
+  }
+
+  aim(target: Cluster, fixed: Endpoint | null, topoSlot: number, sink: ReplySink): void {
+    this.target = target;
+    this.fixed = fixed;
+    this.topoSlot = topoSlot;
+    this.sink = sink;
+  }
+
+  onResult(_ex: Exchange, reply: Buffer): void {
+    this.sink!.onReply(reply, 0, reply.length, reply[0]!);
+  }
+
+  onFailure(_ex: Exchange, err: ProxyError): void {
+    if (this.sink instanceof Slot) this.session.policyFailed(this.parent ?? this, err);
+    this.sink!.onError(err);
+  }
+}
+
+const REDIS_ATTRIBUTES: AttributeSource = {
+  attribute(ex: Exchange, name: string): string | undefined {
+    const rx = ex as RedisExchange;
+    if (name === 'command') return rx.operation;
+    if (name === 'key') return rx.keyStart >= 0 ? rx.frame.toString('latin1', rx.keyStart, rx.keyEnd) : undefined;
+    return undefined;
+  },
+};
+
+/** The around-policies' terminal: one try of a RedisExchange (a module function, so the chain composes it once). */
+function redisTerminal(ex: Exchange, h: ResultHandler<Buffer>): void {
+  const px = ex as RedisExchange;
+  px.session.sendTry(px, h);
+}
+
+/** The link's reply for one try, handed to the policy handler of that try. */
+class TrySink implements ReplySink {
+  constructor(
+    private readonly ex: RedisExchange,
+    private readonly h: ResultHandler<Buffer>,
+  ) {}
+  onReply(buf: Buffer, start: number, end: number): void {
+    this.h.onResult(this.ex, buf.subarray(start, end));
+  }
+  onError(err: ProxyError): void {
+    this.h.onFailure(this.ex, err);
+  }
+}
+
 const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';
 const HELLO_NOAUTH =
   'NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time';
 const DISCARD = Buffer.from('*1\r\n$7\r\nDISCARD\r\n');
+const MULTI = Buffer.from('*1\r\n$5\r\nMULTI\r\n');
+const EMPTY_ARRAY = Buffer.from('*0\r\n');
 
 /** A cluster with a non-ejected endpoint (or served in process). */
 function hasUsableEndpoint(c: Cluster): boolean {
@@ -1125,6 +1617,8 @@ function broadcastKind(cmd: RespCommand): MergeKind | undefined {
       return 'ok';
     case 'RANDOMKEY':
       return 'first';
+    case 'INFO':
+      return 'info';
     case 'SCRIPT':
       if (cmd.argc >= 2 && cmd.argEquals(1, 'LOAD')) return 'first';
       if (cmd.argc >= 2 && cmd.argEquals(1, 'FLUSH')) return 'ok';

@@ -64,7 +64,7 @@ export class ActiveHealthChecker {
     for (const ep of this.hooks.endpoints()) {
       if (this.running.has(ep)) continue;
       this.running.add(ep);
-      this.probe.check(ep, this.cfg.timeoutMs).then(
+      this.probe.check(ep, this.cfg.timeoutMs, this.cfg).then(
         () => this.record(ep, true, null),
         (err: Error) => this.record(ep, false, err.message),
       );

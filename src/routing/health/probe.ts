@@ -11,9 +11,11 @@
  *   correlation id and error code 0; bolt sends a heartbeat request (cmdcode
  *   0) and expects a heartbeat response; http sends `GET <path>` and expects
  *   a status in an allowed range. Such a probe adds its own keys (http: path,
- *   expected_statuses) to the health_check.active schema.
+ *   host, expected_statuses) to the health_check.active schema and reads
+ *   them from the config passed to check().
  */
 import { connect, type Socket } from 'node:net';
+import type { ActiveHealthConfig } from '../../config/types';
 
 /** What a probe needs to know about the endpoint it checks. */
 export interface ProbeTarget {
@@ -27,7 +29,7 @@ export interface HealthProbe {
   readonly type: string;
   readonly description: string;
   /** Resolves when the endpoint is healthy; rejects (with a short reason) otherwise. Must settle within timeoutMs and leave no socket open. */
-  check(target: ProbeTarget, timeoutMs: number): Promise<void>;
+  check(target: ProbeTarget, timeoutMs: number, config?: ActiveHealthConfig): Promise<void>;
 }
 
 export class HealthProbeRegistry {

@@ -1,0 +1,227 @@
+/**
+ * SOFA Bolt benchmark: the same sofa-rpc-node load (echo of a short string)
+ * sent directly to a sofa-rpc-node server, through Portway's bolt listener
+ * (Bolt to Bolt), and through Portway translating to a JSON-over-HTTP
+ * service (Bolt to HTTP), all in one run on loopback.
+ *
+ * Processes: the load generator is a sofa-rpc-node RpcClient in a child
+ * process (test/helpers/sofa.ts: `--concurrency` calls in flight over its
+ * one connection, per-call latency measured there); the Bolt provider is a
+ * sofa-rpc-node RpcServer in another child; the HTTP service (node:http,
+ * answering the JSON array's first element) runs in this process, which
+ * otherwise only orchestrates; Portway is `node dist/src/cli.js run` in its
+ * own process, log level warn, no filters but the router.
+ *
+ * Each path: a short unmeasured warm-up, then `--seconds` of load. Figures:
+ * calls/s (completed calls / elapsed), p50 and p99 latency as the client
+ * saw it, errors, and CPU% of generator / upstream / proxy / machine.
+ */
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  benchMain,
+  Children,
+  CpuMeter,
+  fmt,
+  freePort,
+  machineLine,
+  parseBenchArgs,
+  percentile,
+  PORTWAY_CLI,
+  REPO,
+  ratio,
+  runAsMain,
+  say,
+  table,
+  waitForPort,
+  type CpuShare,
+} from './lib';
+import { startSofaClient, startSofaServer, type SofaServer } from '../test/helpers/sofa';
+
+type PathName = 'direct' | 'portway' | 'portway-http';
+const PATHS: PathName[] = ['direct', 'portway', 'portway-http'];
+
+interface PathResult {
+  callsPerSec?: number;
+  p50Ms?: number;
+  p99Ms?: number;
+  calls?: number;
+  errors?: number;
+  firstError?: string;
+  cpu?: CpuShare;
+  error?: string;
+}
+
+interface Options {
+  seconds: number;
+  concurrency: number;
+  json: string | null;
+  paths: PathName[];
+}
+
+interface Result {
+  machine: string;
+  options: Options;
+  paths: Partial<Record<PathName, PathResult>>;
+}
+
+const HELP = `bench/bolt: sofa-rpc-node client -> server directly, through Portway (Bolt to Bolt), and Bolt -> HTTP/JSON translation.
+
+  node dist/bench/bolt.js [--quick] [--seconds N] [--concurrency N] [--paths direct,portway,portway-http] [--json FILE]
+
+  --quick          1.5 s per path (a smoke test, not figures to quote)
+  --seconds N      measured seconds per path (default 5)
+  --concurrency N  calls in flight from the client (default 32)
+`;
+
+function parse(argv: string[]): Options | null {
+  const p = parseBenchArgs(argv, { seconds: { type: 'string' }, concurrency: { type: 'string' }, paths: { type: 'string' } }, HELP);
+  if (p === null) return null;
+  const v = p.values as { seconds?: string; concurrency?: string; paths?: string; json?: string };
+  const paths = (v.paths ?? PATHS.join(',')).split(',').map((s) => s.trim()) as PathName[];
+  for (const x of paths) if (!PATHS.includes(x)) throw new Error(`unknown path '${x}' (expected ${PATHS.join(', ')})`);
+  return {
+    seconds: v.seconds !== undefined ? Number(v.seconds) : p.quick ? 1.5 : 5,
+    concurrency: v.concurrency !== undefined ? Number(v.concurrency) : 32,
+    json: v.json ?? null,
+    paths,
+  };
+}
+
+async function startPortwayProcess(children: Children, dir: string, provider: SofaServer, httpPort: number): Promise<{ port: number; pid: number; stop: () => Promise<void> }> {
+  const port = await freePort();
+  const file = join(dir, 'portway.yaml');
+  writeFileSync(
+    file,
+    `admin: { enabled: false }
+log: { level: warn }
+listeners:
+  - name: bolt
+    address: 127.0.0.1:${port}
+    protocol: bolt
+    options:
+      translate:
+        http: { type: http }
+    routes:
+      - { match: { attributes: { service: { prefix: "com.example.HttpEcho" } } }, cluster: http }
+      - { cluster: bolt }
+clusters:
+  - { name: bolt, endpoints: [${provider.address}] }
+  - { name: http, endpoints: [127.0.0.1:${httpPort}] }
+`,
+  );
+  const child = children.spawn('portway', process.execPath, [PORTWAY_CLI, 'run', '-c', file], { cwd: REPO });
+  await waitForPort(port, 15_000, child);
+  return { port, pid: child.pid, stop: () => child.stop() };
+}
+
+function httpEcho(): Promise<Server> {
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const args = JSON.parse(Buffer.concat(chunks).toString()) as unknown[];
+      const body = JSON.stringify(args[0] ?? null);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+      res.end(body);
+    });
+  });
+  server.keepAliveTimeout = 60_000;
+  return new Promise((r) => server.listen(0, '127.0.0.1', () => r(server)));
+}
+
+async function measure(target: string, service: string | undefined, o: Options, pids: number[]): Promise<PathResult> {
+  const client = await startSofaClient({ serverHost: target });
+  try {
+    const args = ['hello portway'];
+    // Warm-up: connections, JIT, pools.
+    const warm = await client.load('echo', args, 1_000_000, o.concurrency, { durationMs: Math.min(1000, o.seconds * 400), ...(service ? { service } : {}) });
+    if (warm.calls === 0) return { error: `no call succeeded in the warm-up: ${warm.firstError ?? 'unknown'}` };
+    const meter = new CpuMeter([client.pid, ...pids]);
+    const r = await client.load('echo', args, 100_000_000, o.concurrency, { durationMs: o.seconds * 1000, ...(service ? { service } : {}) });
+    const cpu = meter.stop();
+    const lat = Float64Array.from(r.latencies).sort();
+    return {
+      callsPerSec: (r.calls / r.elapsedMs) * 1000,
+      p50Ms: percentile(lat, 0.5),
+      p99Ms: percentile(lat, 0.99),
+      calls: r.calls,
+      errors: r.errors,
+      ...(r.firstError ? { firstError: r.firstError } : {}),
+      cpu: { generator: cpu[0]!, upstream: pids.length > 0 ? cpu[1]! : NaN, proxy: pids.length > 1 ? cpu[2]! : NaN, machine: cpu[cpu.length - 1]! },
+    };
+  } finally {
+    await client.kill();
+  }
+}
+
+async function run(o: Options): Promise<Result> {
+  const children = new Children();
+  const dir = mkdtempSync(join(tmpdir(), 'portway-bench-bolt-'));
+  const result: Result = { machine: machineLine(), options: o, paths: {} };
+  say(`bench/bolt: ${result.machine}; ${o.seconds} s per path, ${o.concurrency} calls in flight`);
+  const provider = await startSofaServer({ name: 'bench' });
+  const http = await httpEcho();
+  const httpPort = (http.address() as AddressInfo).port;
+  let pw: Awaited<ReturnType<typeof startPortwayProcess>> | null = null;
+  try {
+    pw = await startPortwayProcess(children, dir, provider, httpPort);
+    for (const path of o.paths) {
+      say(`bench/bolt: ${path} ...`);
+      try {
+        if (path === 'direct') result.paths.direct = await measure(provider.address, undefined, o, [provider.pid]);
+        else if (path === 'portway') result.paths.portway = await measure(`127.0.0.1:${pw.port}`, undefined, o, [provider.pid, pw.pid]);
+        else result.paths['portway-http'] = await measure(`127.0.0.1:${pw.port}`, 'com.example.HttpEcho', o, [process.pid, pw.pid]);
+      } catch (e) {
+        result.paths[path] = { error: (e as Error).message };
+      }
+    }
+  } finally {
+    await pw?.stop();
+    await provider.kill();
+    await new Promise<void>((r) => http.close(() => r()));
+    await children.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return result;
+}
+
+function report(r: Result): string {
+  const cols = r.options.paths;
+  const get = (p: PathName) => r.paths[p];
+  const d = get('direct');
+  const rows: string[][] = [
+    ['calls/s', ...cols.map((p) => fmt(get(p)?.callsPerSec ?? NaN))],
+    ['p50 ms', ...cols.map((p) => fmt(get(p)?.p50Ms ?? NaN))],
+    ['p99 ms', ...cols.map((p) => fmt(get(p)?.p99Ms ?? NaN))],
+    ['errors', ...cols.map((p) => String(get(p)?.errors ?? '-'))],
+    ['throughput vs direct', ...cols.map((p) => ratio(get(p)?.callsPerSec ?? NaN, d?.callsPerSec ?? NaN))],
+    ['p99 added ms', ...cols.map((p) => (d?.p99Ms !== undefined && get(p)?.p99Ms !== undefined ? fmt(get(p)!.p99Ms! - d.p99Ms) : '-'))],
+    ['CPU% gen/up/proxy/machine', ...cols.map((p) => {
+      const c = get(p)?.cpu;
+      return c ? `${fmt(c.generator, 2)}/${fmt(c.upstream, 2)}/${fmt(c.proxy, 2)}/${fmt(c.machine, 2)}` : '-';
+    })],
+  ];
+  const lines = [
+    `bench/bolt: ${r.machine}`,
+    `sofa-rpc-node echo, ${r.options.concurrency} calls in flight, ${r.options.seconds} s per path (goal: portway >= 0.8x direct calls/s, <= 1 ms added at p99)`,
+    '',
+    table(['', ...cols], rows),
+  ];
+  for (const p of cols) {
+    const x = get(p);
+    if (x?.error) lines.push(`${p}: FAILED: ${x.error}`);
+    else if (x?.firstError) lines.push(`${p}: first error: ${x.firstError}`);
+  }
+  lines.push('', 'portway-http: the HTTP service runs in the benchmark process; its CPU is the "up" figure.');
+  return lines.join('\n');
+}
+
+export function main(argv: string[]): Promise<number> {
+  return benchMain(argv, { help: HELP, parse, run, report });
+}
+
+if (require.main === module) runAsMain(main);

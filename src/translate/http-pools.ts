@@ -1,0 +1,121 @@
+/**
+ * undici Pools, one per endpoint of a cluster (keep-alive, shared by every
+ * call), and the one mapping from undici/socket failures to ProxyError used
+ * by the HTTP-based upstreams (JSON over HTTP, XML-RPC passthrough).
+ */
+import { Pool } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
+import { ErrorCode, ProxyError } from '../errors';
+import type { EndpointPicker, RpcEndpoint } from './endpoints';
+
+export interface HttpPoolOptions {
+  /** Connections per endpoint (keep-alive, one request at a time each). */
+  connections: number;
+  connectTimeoutMs: number;
+  /** Idle keep-alive connections close after this long. */
+  keepAliveTimeoutMs: number;
+  /** A reply body larger than this fails the call (PW_ERR_PROTOCOL). */
+  maxResponseBytes: number;
+}
+
+export const DEFAULT_HTTP_POOL: HttpPoolOptions = { connections: 16, connectTimeoutMs: 2000, keepAliveTimeoutMs: 30_000, maxResponseBytes: 16 << 20 };
+
+export interface HttpReply<E> {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+  endpoint: E;
+}
+
+/** Calls that never get a deadline from their caller are abandoned after this long, so nothing waits forever. */
+const FALLBACK_TIMEOUT_MS = 300_000;
+
+export class HttpPools<E extends RpcEndpoint = RpcEndpoint> {
+  private readonly pools = new Map<string, Pool>();
+  private closed = false;
+
+  constructor(
+    private readonly picker: EndpointPicker<E>,
+    private readonly opts: HttpPoolOptions = DEFAULT_HTTP_POOL,
+  ) {}
+
+  private poolFor(ep: E): Pool {
+    let p = this.pools.get(ep.address);
+    if (p === undefined) {
+      p = new Pool(`http://${ep.address}`, {
+        connections: this.opts.connections,
+        pipelining: 1,
+        keepAliveTimeout: this.opts.keepAliveTimeoutMs,
+        connect: { timeout: this.opts.connectTimeoutMs },
+        maxResponseSize: this.opts.maxResponseBytes,
+      });
+      // Passive health: the cluster learns of connects that fail or succeed.
+      p.on('connectionError', () => this.picker.reportConnectFailure?.(ep));
+      p.on('connect', () => this.picker.reportConnectSuccess?.(ep));
+      this.pools.set(ep.address, p);
+    }
+    return p;
+  }
+
+  /** POSTs body to path on an endpoint the picker chooses. deadline: Date.now() ms. */
+  async post(path: string, headers: Record<string, string>, body: string | Buffer, deadline: number | undefined): Promise<HttpReply<E>> {
+    if (this.closed) throw new ProxyError(ErrorCode.Draining, 'upstream is closed', { source: 'internal', retryable: true });
+    const ep = this.picker.pick(null);
+    if (ep === null) throw new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${this.picker.name}' has no usable endpoint`, { source: 'upstream', retryable: true });
+    const left = deadline === undefined ? FALLBACK_TIMEOUT_MS : deadline - Date.now();
+    if (left <= 0) throw new ProxyError(ErrorCode.Timeout, 'deadline passed before the call was sent', { source: 'upstream', retryable: true });
+    ep.rqTotal?.inc();
+    if (ep.rqActive !== undefined) ep.rqActive++;
+    try {
+      const res = await this.poolFor(ep).request({ path, method: 'POST', headers, body, headersTimeout: left, bodyTimeout: left });
+      const data = Buffer.from(await res.body.arrayBuffer());
+      this.picker.reportResult?.(ep, true);
+      return { status: res.statusCode, headers: res.headers, body: data, endpoint: ep };
+    } catch (e) {
+      const err = httpFailure(e, ep.address);
+      if (err.source === 'upstream' && err.code !== ErrorCode.Protocol) {
+        ep.rqError?.inc();
+        this.picker.reportResult?.(ep, false);
+      }
+      throw err;
+    } finally {
+      if (ep.rqActive !== undefined) ep.rqActive--;
+    }
+  }
+
+  /** Waits for calls in flight, then closes every connection. */
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.pools.values()];
+    this.pools.clear();
+    await Promise.all(all.map((p) => p.close().catch(() => p.destroy())));
+  }
+}
+
+/** The one mapping from an undici or socket failure to ProxyError. */
+export function httpFailure(e: unknown, address: string): ProxyError {
+  if (e instanceof ProxyError) return e;
+  const err = e as NodeJS.ErrnoException;
+  const code = typeof err?.code === 'string' ? err.code : '';
+  switch (code) {
+    case 'ECONNREFUSED':
+    case 'EHOSTUNREACH':
+    case 'ENETUNREACH':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'EADDRNOTAVAIL':
+      return new ProxyError(ErrorCode.UpstreamConnect, `cannot connect to ${address}: ${code}`, { source: 'upstream', retryable: true, cause: e });
+    case 'UND_ERR_CONNECT_TIMEOUT':
+      return new ProxyError(ErrorCode.ConnectTimeout, `connecting to ${address} timed out`, { source: 'upstream', retryable: true, cause: e });
+    case 'UND_ERR_HEADERS_TIMEOUT':
+    case 'UND_ERR_BODY_TIMEOUT':
+      return new ProxyError(ErrorCode.Timeout, `${address} did not answer before the deadline`, { source: 'upstream', cause: e });
+    case 'UND_ERR_RES_EXCEEDED_MAX_SIZE':
+      return new ProxyError(ErrorCode.Protocol, `reply from ${address} exceeds the size limit`, { source: 'upstream', cause: e });
+    case 'UND_ERR_CLOSED':
+    case 'UND_ERR_DESTROYED':
+      return new ProxyError(ErrorCode.Draining, 'upstream pool is closing', { source: 'internal', retryable: true, cause: e });
+    default:
+      return new ProxyError(ErrorCode.UpstreamReset, `connection to ${address} failed: ${code || (err?.message ?? String(e))}`, { source: 'upstream', cause: e });
+  }
+}
