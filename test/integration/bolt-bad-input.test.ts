@@ -85,6 +85,9 @@ clusters:
     const crc = sofaRequestFrame(4, 'echo', ['x'], { v2: { crc: true } });
     crc[crc.length - 8] ^= 0x55;
     cases.push(['CRC mismatch', crc, /CRC mismatch/]);
+    const wrongCmd = Buffer.from(good);
+    wrongCmd.writeUInt16BE(2, 2);
+    cases.push(['a request carrying the response command code', wrongCmd, /response command code 2/]);
     for (const [name, bytes, reason] of cases) {
       await closedAfter(bytes);
       // Logging is rate-limited to one line a second: give each case its own second.
@@ -106,6 +109,6 @@ clusters:
     assert.equal((await fresh.call(6, 'echo', ['fresh'])).value, 'fresh');
     fresh.close();
     const metrics = (await http('GET', `http://${proxy.adminAddress()}/metrics`)).body;
-    assert.match(metrics, /portway_downstream_errors_total\{code="PW_ERR_PROTOCOL",listener="bolt"\} 6/);
+    assert.match(metrics, /portway_downstream_errors_total\{code="PW_ERR_PROTOCOL",listener="bolt"\} 7/);
   });
 });

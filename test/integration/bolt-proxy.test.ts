@@ -118,6 +118,57 @@ clusters:
     raw.close();
   });
 
+  test('routes by method: the method is read from the payload when a route asks for it', async () => {
+    const p = await startPortway(`
+listeners:
+  - name: m
+    address: 127.0.0.1:0
+    protocol: bolt
+    routes:
+      - { match: { attributes: { method: { exact: whoami } } }, cluster: onlyB }
+      - { cluster: onlyA }
+clusters:
+  - { name: onlyA, endpoints: [${a.address}] }
+  - { name: onlyB, endpoints: [${b.address}] }
+`);
+    // (Hessian 4.0 payloads are read the same way: unit tests; these providers speak 3.0 only.)
+    const c = await startSofaClient({ serverHost: `127.0.0.1:${p.port('m')}` });
+    try {
+      assert.equal((await c.invoke('whoami', [])).value, 'b');
+      // crash() on a provider that is not crashy answers its name: every other method goes to A.
+      assert.equal((await c.invoke('crash', [])).value, 'a');
+      assert.equal((await c.invoke('whoami', [])).value, 'b');
+    } finally {
+      await c.kill();
+      await p.stop();
+    }
+  });
+
+  test('a reload: connections opened before keep working, new ones follow the new routes', async () => {
+    const yaml = (cluster: string) => `
+listeners:
+  - { name: r, address: 127.0.0.1:0, protocol: bolt, routes: [{ cluster: ${cluster} }] }
+clusters:
+  - { name: onlyA, endpoints: [${a.address}] }
+  - { name: onlyB, endpoints: [${b.address}] }
+`;
+    const p = await startPortway(yaml('onlyA'));
+    const old = await RawBolt.connect(p.port('r'));
+    try {
+      assert.equal((await old.call(1, 'whoami', [])).value, 'a');
+      const r = await p.proxy.reload(`admin: { address: 127.0.0.1:0 }\n${yaml('onlyB')}`);
+      assert.equal((r as { ok: boolean }).ok, true, JSON.stringify(r));
+      // The old connection keeps its generation (and its provider links); a new one gets the new route.
+      assert.equal((await old.call(2, 'whoami', [])).value, 'a');
+      const fresh = await RawBolt.connect(p.port('r'));
+      assert.equal((await fresh.call(3, 'whoami', [])).value, 'b');
+      fresh.close();
+    } finally {
+      old.close();
+      await p.stop();
+    }
+  });
+
   test('Hessian 4.0 clients and servers, and Bolt v2 with CRC, pass through unchanged', async () => {
     const s4 = await startSofaServer({ name: 'h4', hessian: '4.0' });
     const p2 = await startPortway(`
@@ -137,6 +188,9 @@ clusters:
       const rep = await raw.call(3, 'echo', ['crc'], { v2: { crc: true } });
       assert.equal(rep.value, 'crc');
       assert.equal(rep.bytes[0], 2, 'answered in v2');
+      const plain = await raw.call(4, 'echo', ['v2 without CRC'], { v2: { crc: false } });
+      assert.equal(plain.value, 'v2 without CRC');
+      assert.deepEqual([plain.bytes[0], plain.bytes[1], plain.bytes[11]], [2, 1, 0], 'v2, version 1, no CRC switch');
       raw.close();
     } finally {
       await Promise.all([c4.kill(), cv2.kill()]);

@@ -43,7 +43,7 @@ describe('bad input on the Kafka listener', () => {
   }
 
   before(async () => {
-    pw = await startKafkaPortway({ options: '      max_frame_size: 4096\n      topics: [{ name: t }, { name: poll }, { name: sized }]' });
+    pw = await startKafkaPortway({ options: '      max_frame_size: 4096\n      topics: [{ name: t }, { name: poll }, { name: sized }, { name: minb }]' });
     port = pw.port('kafka');
   });
 
@@ -175,6 +175,35 @@ describe('bad input on the Kafka listener', () => {
       await healthy(raw);
     } finally {
       raw.close();
+    }
+  });
+
+  test('fetch long polling: min_bytes not reached waits until another producer adds enough', async () => {
+    const consumer = await RawKafka.open(port);
+    const producer = await RawKafka.open(port);
+    try {
+      const one = () => buildBatch(encodeRecords([{ key: null, value: Buffer.alloc(1000, 0x62) }]), 1);
+      producer.send(requestFrame(0, 7, 60, produceBody('minb', 0, one())));
+      assert.equal(produceError((await producer.next())!), KafkaError.NONE);
+      consumer.send(
+        await kafkajsFrame(
+          'fetch/v11',
+          { replicaId: -1, maxWaitTime: 10_000, minBytes: 1500, maxBytes: 1 << 20, topics: [{ topic: 'minb', partitions: [{ partition: 0, currentLeaderEpoch: -1, fetchOffset: '0', logStartOffset: '-1', maxBytes: 1 << 20 }] }] },
+          61,
+        ),
+      );
+      // Not answered with one batch (about 1070 bytes < min_bytes) ...
+      await new Promise((r) => setTimeout(r, 200));
+      producer.send(requestFrame(0, 7, 62, produceBody('minb', 0, one())));
+      assert.equal(produceError((await producer.next())!), KafkaError.NONE);
+      // ... but as soon as the second one lands.
+      const f = (await consumer.next())!;
+      assert.equal(f.readInt32BE(0), 61);
+      const p = (await fetchV11Response.decode(f.subarray(4))).responses[0].partitions[0];
+      assert.deepEqual(p.messages.map((m: { offset: string }) => m.offset), ['0', '1']);
+    } finally {
+      consumer.close();
+      producer.close();
     }
   });
 

@@ -8,7 +8,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { crc32c } from '../../src/protocols/kafka/crc32c';
+import { crc32c } from '../../src/components/log/crc32c';
 import { KafkaDecodeError, KafkaReader } from '../../src/protocols/kafka/reader';
 import { KafkaWriter } from '../../src/protocols/kafka/writer';
 import { KafkaFrameDecoder } from '../../src/protocols/kafka/frame-decoder';

@@ -60,6 +60,12 @@ test('join, sync, heartbeat, a second member rebalances, leave, timeouts', async
     assert.equal(sa2.assignment.toString(), 'A2');
     assert.equal((await sb).assignment.toString(), 'B2');
 
+    // B rejoins with nothing changed while stable: same generation back at once, no rebalance.
+    const again = (await c.join(req(b.id, ['roundrobin', 'range']), 5, 'client', '127.0.0.1')) as JoinGroupResponse;
+    assert.deepEqual([again.errorCode, again.generationId, again.leader], [0, 2, a.id]);
+    assert.equal(c.heartbeat('g', 2, a.id), KafkaError.NONE);
+    assert.equal((await c.sync('g', 2, b.id, [])).assignment.toString(), 'B2');
+
     // B leaves: A must rejoin; the generation moves on without B.
     assert.deepEqual(c.leave('g', [b.id]).errors, [KafkaError.NONE]);
     assert.equal(c.heartbeat('g', 2, a.id), KafkaError.REBALANCE_IN_PROGRESS);

@@ -79,7 +79,11 @@ const BoltOptionsSchema = Type.Object(
       }),
     ),
     decode_method: Type.Optional(
-      Type.Boolean({ description: "Fill the `method` attribute of every call (from the sofa_head_method_name header, else the payload). On by default when a route matches on method or idempotent_methods is set." }),
+      Type.Boolean({
+        default: false,
+        description:
+          'Read the `method` of every call up front (from the sofa_head_method_name header, else the payload). Without it the method is read only when something asks for it: a route or rate limit on `method`, idempotent_methods.',
+      }),
     ),
     hessian: Type.Optional(Dialect),
     translate: Type.Optional(Type.Record(Type.String(), Translate, { description: 'Per cluster name: reach it by translating calls (http or grpc) instead of forwarding Bolt frames.' })),
@@ -141,7 +145,6 @@ export const boltProtocol: ProtocolModule = {
   },
   create(ctx) {
     const o = ctx.listener.options as RawBoltOptions;
-    const byMethod = ctx.listener.routes.some((r) => r.attributes['method'] !== undefined);
     const idem = o.idempotent_methods ?? [];
     const options: BoltOptions = {
       maxFrame: o.max_frame_size ?? DEFAULT_MAX_FRAME,
@@ -150,7 +153,7 @@ export const boltProtocol: ProtocolModule = {
       heartbeatMs: parseDuration(o.upstream_heartbeat ?? '15s'),
       idempotent: idem.length > 0 ? new Set(idem) : null,
       hessian: (o.hessian ?? 'auto') as 'auto' | HessianDialect,
-      needMethod: o.decode_method ?? (byMethod || idem.length > 0),
+      needMethod: o.decode_method ?? false,
       translate: new Map(Object.entries(o.translate ?? {}).map(([k, t]) => [k, { create: translator(t), hessian: (t.hessian ?? o.hessian ?? 'auto') as 'auto' | HessianDialect }])),
     };
     return new BoltListener(ctx, options);

@@ -15,9 +15,9 @@
  *    and the result or fault encoded back as a SofaResponse in the caller's dialect.
  */
 import type { Socket } from 'node:net';
-import { Exchange } from '../../exchange';
+import { Exchange, type AttributeSource } from '../../exchange';
 import { ErrorCode, ProxyError, toProxyError } from '../../errors';
-import type { FilterChain, Invoke } from '../../filter';
+import type { Dispatch, FilterChain, ResultHandler } from '../../filter';
 import type { Cluster } from '../../routing/cluster';
 import type { Endpoint } from '../../routing/endpoint';
 import type { Counter, Histogram, MetricsRegistry } from '../../metrics';
@@ -26,6 +26,7 @@ import type { ListenerStats } from '../../listener';
 import type { ConnectionHandler, ProtocolBuildContext } from '../protocol';
 import { RpcFault, type RpcCall, type RpcUpstream, type RpcValue } from '../../translate/rpc-upstream';
 import { sharedTimerWheel, TimerTask } from '../../util/timer-wheel';
+import { turnNow } from '../../util/turn-clock';
 import { BoltCmd, BoltFrame, CODEC_HESSIAN2, METHOD_KEY, SOFA_RESPONSE_CLASS, encodeResponse, type ReplyShape } from './codec';
 import { BoltStatus, boltStatusOf } from './status';
 import { decodeSofaRequest, detectDialect, encodeServerException, encodeSofaFault, encodeSofaResult, readMethodName, type HessianDialect } from './hessian';
@@ -41,14 +42,18 @@ export interface BoltOptions {
   idempotent: ReadonlySet<string> | null;
   /** How payloads are read when decoding: detected from the first byte, or fixed. */
   hessian: 'auto' | HessianDialect;
-  /** Decode the method name of every call (routes or idempotent_methods need it). */
+  /** Read the method of every call up front (otherwise only when a route, filter or idempotent_methods asks). */
   needMethod: boolean;
   /** Translated clusters: cluster name -> a factory of its RpcUpstream, and its dialect override. */
   translate: Map<string, { create: (cluster: Cluster) => RpcUpstream; hessian: 'auto' | HessianDialect }>;
 }
 
-/** A call on the policy path carries its BoltCall. */
-type PolicyExchange = Exchange & { call: BoltCall };
+/** The exchange of a Bolt call: carries its BoltCall to the terminal of the policy path. */
+export class BoltExchange extends Exchange {
+  call: BoltCall | null = null;
+  /** The call whose method is still to be read (null once it was). */
+  call0: BoltCall | null = null;
+}
 
 /** What a policy-path try yields: the provider's reply frame, or a complete response already addressed to the client. */
 export type BoltReply = BoltFrame | Buffer;
@@ -57,14 +62,14 @@ export type BoltReply = BoltFrame | Buffer;
  * One client request from decode to reply. Also the reply sink and the
  * deadline task of the direct path, so a call costs one object.
  */
-export class BoltCall extends TimerTask implements BoltReplySink {
-  ex: Exchange | null = null;
+export class BoltCall extends TimerTask implements BoltReplySink, ResultHandler<BoltReply> {
+  ex: BoltExchange | null = null;
   deadline = 0;
   done = false;
   link: BoltLink | null = null;
   upstreamId = 0;
   endpoint: Endpoint | null = null;
-  readonly t0 = performance.now();
+  readonly t0 = turnNow();
 
   constructor(
     readonly session: BoltSession,
@@ -98,9 +103,22 @@ export class BoltCall extends TimerTask implements BoltReplySink {
     const l = this.link;
     if (l !== null) {
       l.forget(this.upstreamId);
-      l.cluster.reportResult(l.endpoint, false);
+      if (this.ex !== null) this.ex.reportTimeout();
+      else {
+        l.endpoint.rqError.inc();
+        l.cluster.reportResult(l.endpoint, false);
+      }
     }
     this.session.listener.finish(this, null, timeoutError(this));
+  }
+
+  /** The policy path's outcome (ResultHandler). */
+  onResult(_ex: Exchange, r: BoltReply): void {
+    this.session.listener.finish(this, r, null);
+  }
+
+  onFailure(_ex: Exchange, err: ProxyError): void {
+    this.session.listener.finish(this, null, err);
   }
 }
 
@@ -109,40 +127,40 @@ function timeoutError(call: BoltCall): ProxyError {
   return new ProxyError(ErrorCode.Timeout, `no answer from the provider within ${ms} ms (the call's timeout)`, { source: 'upstream', retryable: call.ex?.idempotent ?? false });
 }
 
-/** One try on the policy path: a reply sink and a deadline task that settle a promise. */
+/** One try on the policy path: the provider's reply sink and the try's deadline task. */
 class Attempt extends TimerTask implements BoltReplySink {
-  resolve!: (f: BoltReply) => void;
-  reject!: (e: ProxyError) => void;
   settled = false;
   link: BoltLink | null = null;
   id = 0;
-  constructor(private readonly call: BoltCall) {
+  constructor(
+    private readonly ex: BoltExchange,
+    private readonly ep: Endpoint,
+    private readonly h: ResultHandler<BoltReply>,
+  ) {
     super();
   }
-  onReply(f: BoltFrame): void {
-    if (this.settled) return;
+  private settle(): boolean {
+    if (this.settled) return false;
     this.settled = true;
     sharedTimerWheel.cancel(this);
-    this.resolve(f);
+    this.ep.rqActive--;
+    return true;
+  }
+  onReply(f: BoltFrame): void {
+    if (this.settle()) this.h.onResult(this.ex, f);
   }
   onError(err: ProxyError): void {
-    if (this.settled) return;
-    this.settled = true;
-    sharedTimerWheel.cancel(this);
-    this.reject(err);
+    if (this.settle()) this.h.onFailure(this.ex, err);
   }
   onTimer(): void {
-    if (this.settled) return;
-    this.settled = true;
-    if (this.link !== null) {
-      this.link.forget(this.id);
-      this.link.cluster.reportResult(this.link.endpoint, false);
-    }
-    this.reject(timeoutError(this.call));
+    if (!this.settle()) return;
+    if (this.link !== null) this.link.forget(this.id);
+    this.ex.reportTimeout();
+    this.h.onFailure(this.ex, timeoutError(this.ex.call!));
   }
 }
 
-export class BoltListener implements ConnectionHandler {
+export class BoltListener implements ConnectionHandler, AttributeSource {
   readonly name: string;
   readonly chain: FilterChain;
   readonly log: Logger;
@@ -156,11 +174,15 @@ export class BoltListener implements ConnectionHandler {
   private readonly translators = new Map<Cluster, { up: RpcUpstream; hessian: 'auto' | HessianDialect }>();
   /** The one cluster when routing cannot depend on the request (one catch-all route, only the router filter). */
   readonly constant: Cluster | null;
-  private readonly invokeComposed: Invoke<BoltReply>;
+  /** The around-policies folded around the terminal, callback form (no promise per call). */
+  private readonly dispatchComposed: Dispatch<BoltReply>;
   /** When a bad frame was last logged (at most one warning a second; the rest are counted). */
   private badLoggedAt = 0;
   private badSuppressed = 0;
   private readonly errorCache = new Map<string, Buffer>();
+  /** Client connections open on this generation, and whether a newer one replaced it. */
+  private sessions = 0;
+  private retired = false;
 
   constructor(
     ctx: ProtocolBuildContext,
@@ -174,7 +196,7 @@ export class BoltListener implements ConnectionHandler {
     this.stats = ctx.stats;
     this.requests = ctx.metrics.counter('portway_bolt_requests_total', 'Bolt requests received (heartbeats not counted).', { listener: this.name });
     this.latency = ctx.metrics.histogram('portway_bolt_request_duration_seconds', 'Time from a Bolt request read to its response ready.', { listener: this.name });
-    this.invokeComposed = ctx.chain.compose<BoltReply>((ex) => this.terminal(ex as PolicyExchange));
+    this.dispatchComposed = ctx.chain.dispatcher<BoltReply>(this.terminal);
     const routes = ctx.listener.routes;
     const onlyRouter = ctx.chain.filters.every((f) => f.name === 'router' && f.kind === 'phase') && ctx.chain.direct;
     const simple = routes.length === 1 && routes[0]!.sourceCidr.length === 0 && Object.keys(routes[0]!.attributes).length === 0 && routes[0]!.clusters.length === 1;
@@ -188,6 +210,10 @@ export class BoltListener implements ConnectionHandler {
 
   handle(socket: Socket): void {
     socket.setNoDelay(true);
+    this.sessions++;
+    socket.once('close', () => {
+      if (--this.sessions === 0 && this.retired) this.closeUpstreams();
+    });
     new BoltSession(socket, this);
   }
 
@@ -239,6 +265,17 @@ export class BoltListener implements ConnectionHandler {
     }
   }
 
+  /** Lazy attributes: `method` (read from the frame on first use, then kept in attrs). */
+  attribute(ex: Exchange, name: string): string | undefined {
+    if (name !== 'method') return undefined;
+    const call = (ex as BoltExchange).call0;
+    if (call === null) return undefined;
+    const m = this.methodOf(call.frame);
+    ex.attrs['method'] = m;
+    (ex as BoltExchange).call0 = null; // computed once, found or not
+    return m;
+  }
+
   isIdempotent(service: string | undefined, method: string | undefined): boolean {
     const t = this.options.idempotent;
     if (t === null || service === undefined || method === undefined) return false;
@@ -253,7 +290,7 @@ export class BoltListener implements ConnectionHandler {
     if (this.chain.direct || call.oneway) {
       if (tr !== undefined) {
         if (!call.oneway) sharedTimerWheel.schedule(call, call.deadline);
-        this.translate(call, cluster, tr.up, tr.hessian).then(
+        this.translate(call, tr.up, tr.hessian).then(
           (buf) => this.finish(call, buf, null),
           (e: unknown) => this.finish(call, null, toProxyError(e)),
         );
@@ -275,41 +312,39 @@ export class BoltListener implements ConnectionHandler {
       if (!call.done) sharedTimerWheel.schedule(call, call.deadline);
       return;
     }
-    const ex = call.ex as PolicyExchange;
+    const ex = call.ex!;
     ex.call = call;
-    this.invokeComposed(ex).then(
-      (r) => this.finish(call, r, null),
-      (e: unknown) => this.finish(call, null, toProxyError(e)),
-    );
+    this.dispatchComposed(ex, call);
   }
 
-  /** The end of the chain on the policy path: one try. */
-  private terminal(ex: PolicyExchange): Promise<BoltReply> {
-    const call = ex.call;
+  /** The end of the chain on the policy path: one try. Never throws; the outcome goes to h. */
+  private readonly terminal: Dispatch<BoltReply> = (e, h) => {
+    const ex = e as BoltExchange;
+    const call = ex.call!;
     const cluster = ex.cluster;
-    if (cluster === null) return Promise.reject(new ProxyError(ErrorCode.NoRoute, 'no cluster chosen', { source: 'internal' }));
+    if (cluster === null) return h.onFailure(ex, new ProxyError(ErrorCode.NoRoute, 'no cluster chosen', { source: 'internal' }));
     ex.attempts++;
     const tr = this.translators.get(cluster);
-    if (tr !== undefined) return this.translate(call, cluster, tr.up, tr.hessian);
+    if (tr !== undefined) {
+      this.translate(call, tr.up, tr.hessian).then(
+        (buf) => h.onResult(ex, buf),
+        (err: unknown) => h.onFailure(ex, toProxyError(err)),
+      );
+      return;
+    }
     const ep = cluster.pick();
-    if (ep === null) return Promise.reject(new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable provider`, { source: 'upstream', retryable: true }));
+    if (ep === null) return h.onFailure(ex, new ProxyError(ErrorCode.NoHealthyUpstream, `cluster '${cluster.name}' has no usable provider`, { source: 'upstream', retryable: true }));
     ex.endpoint = ep;
-    const a = new Attempt(call);
-    const p = new Promise<BoltReply>((resolve, reject) => {
-      a.resolve = resolve;
-      a.reject = reject;
-    });
+    ep.rqActive++;
+    const a = new Attempt(ex, ep, h);
     const link = this.pool(cluster).link(ep);
     a.link = link;
-    ep.rqActive++;
     a.id = link.send(call.frame, a);
-    const deadline = ex.deadline > 0 ? ex.deadline : call.deadline;
-    if (!a.settled) sharedTimerWheel.schedule(a, deadline);
-    return p.finally(() => ep.rqActive--);
-  }
+    if (!a.settled) sharedTimerWheel.schedule(a, ex.deadline > 0 ? ex.deadline : call.deadline);
+  };
 
   /** A call to a translated cluster: decode, call, encode. Resolves with the complete response frame. */
-  private async translate(call: BoltCall, cluster: Cluster, up: RpcUpstream, setting: 'auto' | HessianDialect): Promise<Buffer> {
+  private async translate(call: BoltCall, up: RpcUpstream, setting: 'auto' | HessianDialect): Promise<Buffer> {
     const f = call.frame;
     if (f.codec !== CODEC_HESSIAN2) throw new ProxyError(ErrorCode.Protocol, `codec ${f.codec} cannot be translated (only hessian2)`, { source: 'downstream' });
     const dialect = this.dialectOf(f, setting);
@@ -332,7 +367,6 @@ export class BoltListener implements ConnectionHandler {
       if (!(e instanceof RpcFault)) throw e;
       content = encodeSofaFault(dialect, e.faultString);
     }
-    void cluster;
     return encodeResponse(call.shape, f.requestId, BoltStatus.SUCCESS, BoltCmd.Response, SOFA_RESPONSE_CLASS, null, content);
   }
 
@@ -411,17 +445,17 @@ export class BoltListener implements ConnectionHandler {
       return;
     }
     const service = f.header(SERVICE) ?? undefined;
-    const ex = new Exchange(this.name, 'bolt', clientAddress, clientPort, service ?? '');
+    const ex = new BoltExchange(this.name, 'bolt', clientAddress, clientPort, service ?? '');
     call.ex = ex;
+    ex.call0 = call;
     ex.attrs['service'] = service;
-    let method: string | undefined;
-    if (this.options.needMethod) {
-      method = this.methodOf(f);
-      ex.attrs['method'] = method;
-    }
+    // `method` is computed when something reads it (a route, a rate limit key, idempotency), once.
+    ex.attributeSource = this;
+    if (this.options.needMethod) ex.attr('method');
     ex.deadline = call.deadline;
-    ex.idempotent = this.isIdempotent(service, method);
+    if (this.options.idempotent !== null) ex.idempotent = this.isIdempotent(service, ex.attr('method'));
     if (this.constant !== null) {
+      ex.cluster = this.constant;
       this.dispatch(call, this.constant);
       return;
     }
@@ -444,12 +478,23 @@ export class BoltListener implements ConnectionHandler {
     this.dispatch(call, c);
   }
 
+  /**
+   * The generation was replaced. Connections accepted under it keep being
+   * served (by this listener's pools and translators); once the last one
+   * closes, the provider links finish what they carry and close.
+   */
   retire(): void {
+    this.retired = true;
+    if (this.sessions === 0) this.closeUpstreams();
+  }
+
+  private closeUpstreams(): void {
     for (const p of this.pools.values()) p.close();
     this.pools.clear();
     for (const t of this.translators.values()) {
       t.up.close().catch((e: Error) => this.log.warn({ error: e.message }, 'translating upstream did not close cleanly'));
     }
+    this.translators.clear();
   }
 }
 

@@ -11,7 +11,7 @@
  */
 import type { Socket } from 'node:net';
 import { ErrorCode } from '../../errors';
-import { BoltCmd, BoltDecoder, BoltType, copyWithId, heartbeatAck, shapeOf, type BoltCodecError, type BoltFrame } from './codec';
+import { BoltCmd, BoltCodecError, BoltDecoder, BoltType, copyWithId, heartbeatAck, shapeOf, type BoltFrame } from './codec';
 import { BoltCall, type BoltListener } from './listener';
 
 /** Calls a session may have in flight before it stops reading the client, and where it starts again. */
@@ -71,7 +71,7 @@ export class BoltSession {
       return;
     }
     if (f.cmd !== BoltCmd.Request) {
-      this.onBadFrame({ message: `a request frame with the response command code ${f.cmd}` } as BoltCodecError);
+      this.onBadFrame(new BoltCodecError(`a request frame with the response command code ${f.cmd}`));
       return;
     }
     const call = new BoltCall(this, f);

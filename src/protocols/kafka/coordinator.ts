@@ -69,6 +69,10 @@ class Group {
   constructor(readonly groupId: string) {}
 }
 
+function sameProtocols(a: { name: string; metadata: Buffer }[], b: { name: string; metadata: Buffer }[]): boolean {
+  return a.length === b.length && a.every((p, i) => p.name === b[i]!.name && p.metadata.equals(b[i]!.metadata));
+}
+
 function joinError(errorCode: number, memberId = ''): JoinGroupResponse {
   return { errorCode, generationId: -1, protocolName: '', leader: '', memberId, members: [] };
 }
@@ -123,6 +127,10 @@ export class GroupCoordinator {
       m = new Member(memberId, clientId, clientHost, req.sessionTimeoutMs, req.rebalanceTimeoutMs, req.protocols, now);
       g.members.set(memberId, m);
       if (g.members.size === 1) g.protocolType = req.protocolType;
+    } else if (g.state === 'Stable' && memberId !== g.leaderId && sameProtocols(m.protocols, req.protocols)) {
+      // A follower rejoining with nothing changed gets the current generation back; no rebalance (as Kafka does).
+      m.lastSeen = now;
+      return { errorCode: KafkaError.NONE, generationId: g.generationId, protocolName: g.protocolName ?? '', leader: g.leaderId ?? '', memberId, members: [] };
     } else {
       m.sessionTimeoutMs = req.sessionTimeoutMs;
       m.rebalanceTimeoutMs = req.rebalanceTimeoutMs;

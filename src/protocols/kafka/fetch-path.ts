@@ -87,7 +87,12 @@ export function serveFetch(ctx: RequestContext, h: RequestHeader, req: FetchRequ
       const waiting: Promise<boolean>[] = [];
       for (const t of topics) {
         if (t.refused) continue;
-        for (const p of t.parts) if (p.log !== null && p.result.errorCode === KafkaError.NONE) waiting.push(p.log.waitFor(p.offset, left));
+        for (const p of t.parts) {
+          if (p.log === null || p.result.errorCode !== KafkaError.NONE) continue;
+          // Wait for data beyond what this pass saw (not beyond the fetch offset: that may be below it already).
+          const seen = p.result.highWatermark > p.offset ? p.result.highWatermark : p.offset;
+          waiting.push(p.log.waitFor(seen, left));
+        }
       }
       if (waiting.length === 0 || !(await Promise.race(waiting))) {
         if (waiting.length === 0) await sleep(left);

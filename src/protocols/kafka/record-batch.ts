@@ -11,7 +11,7 @@
  * transactional; bit 5 control. Records stay as the producer wrote them:
  * the log only writes baseOffset, which is outside the CRC.
  */
-import { crc32c } from './crc32c';
+import { crc32c } from '../../components/log/crc32c';
 import { KafkaError } from './error-codes';
 
 export const BATCH_HEADER = 61;

@@ -82,8 +82,6 @@ function isThenable<T>(v: unknown): v is Promise<T> {
   return v !== null && typeof v === 'object' && typeof (v as { then?: unknown }).then === 'function';
 }
 
-const noop = (): void => {};
-
 export class KafkaSession implements FrameSink, RequestContext {
   private readonly decoder: KafkaFrameDecoder;
   private head: Slot | null = null;
@@ -134,7 +132,7 @@ export class KafkaSession implements FrameSink, RequestContext {
         const req = decodeProduceRequest(r, h.apiVersion);
         if (req.acks === 0) {
           const out = this.producer.produce(h, req);
-          if (isThenable(out)) out.catch(noop);
+          if (isThenable(out)) out.catch((e) => this.l.log.error({ err: e }, 'kafka acks=0 produce failed inside Portway'));
           return;
         }
         slot = this.newSlot();
