@@ -1,6 +1,7 @@
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Kafka, logLevel } from 'kafkajs';
 import { join } from 'node:path';
 import { runCli, waitReady, tempDir, REPO, type Child } from '../helpers/portway';
 import { echoServer, dial, roundTrip, untilClosed, freePort, http, waitFor, tcpServer, type TestServer } from '../helpers/net';
@@ -29,7 +30,12 @@ describe('process lifecycle (the CLI as a subprocess)', () => {
     // Same file, fixed ports moved to free ones so the test never collides with a running Portway.
     const original = readFileSync(join(REPO, 'config/portway.yaml'), 'utf8');
     assert.ok(original.includes('127.0.0.1:9901') && original.includes('127.0.0.1:6380'), 'the default names admin 9901 and Redis 6380');
-    const text = original.replace('127.0.0.1:9901', `127.0.0.1:${admin}`).replace('127.0.0.1:6380', `127.0.0.1:${redisPort}`);
+    const kafkaPort = await freePort();
+    assert.ok(original.includes('127.0.0.1:9092'), 'the default names Kafka 9092');
+    const text = original
+      .replace('127.0.0.1:9901', `127.0.0.1:${admin}`)
+      .replace('127.0.0.1:6380', `127.0.0.1:${redisPort}`)
+      .replace('127.0.0.1:9092', `127.0.0.1:${kafkaPort}`);
     writeFileSync(join(dir, 'config/portway.yaml'), text);
     // No -c: `run` picks config/portway.yaml in the working directory, as `npm start` does.
     const c = runCli(['run'], { cwd: dir });
@@ -37,6 +43,19 @@ describe('process lifecycle (the CLI as a subprocess)', () => {
     await waitReady(`http://127.0.0.1:${admin}`);
     const reply = (await roundTrip(redisPort, '*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n')).toString();
     assert.equal(reply, '+OK\r\n$1\r\nv\r\n');
+    // Kafka: a real client produces and reads back through the embedded log in ./data/kafka.
+    const kafka = new Kafka({ clientId: 'lifecycle', brokers: [`127.0.0.1:${kafkaPort}`], logLevel: logLevel.NOTHING });
+    const admin2 = kafka.admin();
+    await admin2.connect();
+    await admin2.createTopics({ topics: [{ topic: 'greetings', numPartitions: 1 }] });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: 'greetings', messages: [{ value: 'hello' }] });
+    const offsets = await admin2.fetchTopicOffsets('greetings');
+    assert.equal(offsets[0]?.high, '1');
+    await producer.disconnect();
+    await admin2.disconnect();
+    assert.ok(existsSync(join(dir, 'data/kafka')), 'the embedded log writes under the working directory');
     c.proc.kill('SIGTERM');
     assert.equal(await c.exited, 0, c.stderr());
   });
