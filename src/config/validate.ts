@@ -304,10 +304,12 @@ function checkSemantics(raw: RawConfig, reg: Registries, issues: ConfigIssue[]):
         return;
       }
       const { type: _t, name: _n, ...own } = f as Record<string, unknown>;
+      // Name the filter in each message, so an operator sees which filter's field is wrong.
+      const who = typeof _n === 'string' ? `filter ${f.type} '${_n}'` : `filter ${f.type}`;
       const fIssues = validateAgainst(spec.schema, own, fp);
-      issues.push(...fIssues);
+      for (const iss of fIssues) issues.push({ path: iss.path, message: `${who}: ${iss.message}` });
       if (!fIssues.length && spec.check) {
-        for (const iss of spec.check(own, { listener: l, clusters: clusterNames })) issues.push({ path: join(fp, iss.path), message: iss.message });
+        for (const iss of spec.check(own, { listener: l, clusters: clusterNames })) issues.push({ path: join(fp, iss.path), message: `${who}: ${iss.message}` });
       }
       Object.assign(f, own); // keep defaults applied by the filter schema
     });

@@ -227,6 +227,8 @@ describe('protocols and filters', () => {
     hasIssue(issues, 'listeners[0].filters[0].level', /must be one of: fatal, error, warn, info, debug, trace/);
     hasIssue(issues, 'listeners[0].filters[0].colour', /unknown property \(expected one of: level, only_errors, sample\)/);
     hasIssue(issues, 'listeners[0].filters[0].sample', /<= 1/);
+    // Each message names the filter, as well as the path of the field.
+    hasIssue(issues, 'listeners[0].filters[0].level', /^filter access_log: /);
   });
 
   test('the router takes no options', () => {
