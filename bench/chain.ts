@@ -8,6 +8,12 @@
  *   6 filters: the 3 above + timeout (5 s), retry (connect failures), circuit_breaker
  *
  * Goal (issue): a 6-filter chain costs at most 10 % of the 0-filter throughput.
+ *
+ * The machine is usually shared, so requests/s alone drift with other
+ * processes' load: the three Portway processes run side by side, each round
+ * measures every load on every path back to back, the figures are medians of
+ * the rounds, and beside requests/s the table shows the proxy's CPU time per
+ * request (from /proc), whose ratio is the chain's cost per request.
  * Usage: node dist/bench/chain.js [--quick] [--json FILE]
  */
 import { writeFileSync, mkdtempSync } from 'node:fs';

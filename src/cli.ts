@@ -8,6 +8,8 @@ import { createLogger, LOG_LEVELS, type Logger } from './logger';
 import { Proxy } from './proxy';
 import { VERSION } from './version';
 import { iptablesCommand } from './sidecar/iptables-cli';
+import { announceFailed, announceReady, isSuccessor, receiveSockets, startSuccessor, type InheritedSockets } from './handoff';
+import { announceWorkerFailed, isWorker, runPrimary, serveWorker } from './workers';
 
 const HELP = `portway ${VERSION}: a protocol-translating sidecar proxy
 
@@ -26,7 +28,9 @@ Options:
   -v, --version        print the version
 
 Signals (run): SIGHUP reloads the config file; SIGTERM or SIGINT stop accepting,
-drain open connections for up to drain_timeout, and exit 0.
+drain open connections for up to drain_timeout, and exit 0. SIGUSR2 restarts
+with zero downtime: a new process (same arguments, config file read anew)
+takes over the listening and admin sockets, then this one drains and exits 0.
 Admin API (default http://127.0.0.1:9901): /ready /healthz /metrics /config
 /clusters /listeners, POST /reload, GET|POST /logging.
 `;
@@ -112,24 +116,44 @@ export async function main(argv: string[]): Promise<number> {
 async function run(file: string, levelOverride: string | undefined): Promise<number> {
   const b = builtins();
   let config;
+  // Started by a running Portway to take over its sockets (zero-downtime restart, src/handoff).
+  const successor = isSuccessor();
+  const worker = isWorker();
   try {
     config = loadConfigFile(file, b.registries);
   } catch (e) {
     if (e instanceof ConfigError) {
       err(e.message);
+      if (successor) await announceFailed(e.message);
+      if (worker) await announceWorkerFailed(e.message);
       return 1;
     }
     throw e;
   }
   const log = createLogger(levelOverride ?? config.logLevel);
+  if (config.workers > 1 && !worker) {
+    if (successor) {
+      await announceFailed('a zero-downtime restart into workers > 1 is not supported: stop and start instead');
+      return 1;
+    }
+    return runPrimary(config, log, () => flush(log));
+  }
   let proxy: Proxy;
   try {
-    proxy = await Proxy.start(config, log, b);
+    let inherited: InheritedSockets | undefined;
+    if (successor) inherited = await receiveSockets();
+    proxy = await Proxy.start(config, log, b, { ...(inherited ? { inherited } : {}), admin: !worker });
   } catch (e) {
     log.fatal({ error: (e as Error).message }, 'cannot start');
     await flush(log);
     err(`portway: ${(e as Error).message}`);
+    if (successor) await announceFailed((e as Error).message);
+    if (worker) await announceWorkerFailed((e as Error).message);
     return 1;
+  }
+  if (successor) {
+    log.info({ pid: process.pid }, 'handoff: took over the listening sockets');
+    announceReady();
   }
   return new Promise<number>((done) => {
     let stopping = false;
@@ -152,8 +176,27 @@ async function run(file: string, levelOverride: string | undefined): Promise<num
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGHUP', () => {
+      // A worker reloads when the primary asks: SIGHUP sent to the whole process group reaches it too.
+      if (worker) return;
       log.info('SIGHUP: reloading');
       void proxy.reload();
+    });
+    if (worker) serveWorker(proxy, log, () => stop('primary'));
+    let handingOff = false;
+    process.on('SIGUSR2', () => {
+      if (worker || stopping || handingOff) return;
+      handingOff = true;
+      log.info('SIGUSR2: zero-downtime restart');
+      startSuccessor(() => proxy.handoffSource(), log).then(
+        (pid) => {
+          log.info({ successor_pid: pid }, 'handoff complete: the successor serves; draining');
+          void proxy.closeAdmin().then(() => stop('handoff'));
+        },
+        (e: Error) => {
+          handingOff = false;
+          log.error({ error: e.message }, 'handoff failed; this process keeps serving');
+        },
+      );
     });
   });
 }

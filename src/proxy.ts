@@ -9,12 +9,14 @@ import type { Cluster } from './routing/cluster';
 import { ListenerRuntime, ListenerStats } from './listener';
 import { OriginalDstTracker, type DirectPolicy } from './sidecar/destinations';
 import { originalDstFilter } from './sidecar/original-dst-filter';
+import { originalDstClusterFilter } from './sidecar/original-dst-cluster';
 import type { Socket } from 'node:net';
 import type { ConnectionHandler } from './protocols/protocol';
 import { MetricsRegistry } from './metrics';
 import type { Logger } from './logger';
 import { builtins, type Builtins } from './builtins';
 import { AdminServer } from './admin/server';
+import { adoptInherited, type HandoffSource, type InheritedSockets } from './handoff';
 import { VERSION } from './version';
 
 export interface ReloadResult {
@@ -22,6 +24,13 @@ export interface ReloadResult {
   generation: number;
   issues?: ConfigIssue[];
   error?: string;
+}
+
+export interface ProxyStartOptions {
+  /** Listening sockets handed over by a predecessor (src/handoff). */
+  inherited?: InheritedSockets;
+  /** false: no admin server (a worker process; the primary serves admin). */
+  admin?: boolean;
 }
 
 interface BuiltListener {
@@ -73,21 +82,60 @@ export class Proxy {
   }
 
   /** Starts Portway on a validated config: clusters, listeners, admin server, file watch. */
-  static async start(config: Config, log: Logger, b: Builtins = builtins()): Promise<Proxy> {
+  static async start(config: Config, log: Logger, b: Builtins = builtins(), opts: ProxyStartOptions = {}): Promise<Proxy> {
     const p = new Proxy(config, log, b);
+    p.inherited = opts.inherited ?? null;
     await p.apply(config);
-    if (config.admin.enabled) {
+    if (config.admin.enabled && opts.admin !== false) {
       p.admin = new AdminServer(p, log.child({ component: 'admin' }));
       try {
-        await p.admin.listen(config.admin.host, config.admin.port);
+        const ia = p.inherited?.admin;
+        if (ia && ia.host === config.admin.host && ia.port === config.admin.port) {
+          await p.admin.listenOn(ia.server);
+          p.inherited!.admin = null;
+        } else await p.admin.listen(config.admin.host, config.admin.port);
       } catch (err) {
         await p.shutdown(0);
         throw err;
       }
     }
+    // Inherited sockets no listener took (renamed or moved in the new config) close now.
+    for (const il of p.inherited?.listeners.values() ?? []) il.server.close();
+    p.inherited?.admin?.server.close();
+    p.inherited = null;
     p.setupWatch();
     log.info({ generation: p.generation, listeners: config.listeners.map((l) => `${l.name}@${l.address}/${l.protocol}`), admin: p.adminAddress() }, 'portway started');
     return p;
+  }
+
+  /** Sockets inherited from a predecessor (zero-downtime restart), used by the first generation only. */
+  private inherited: InheritedSockets | null = null;
+
+  /** Listens on the socket inherited for this listener when its configured address is unchanged, else binds. */
+  private async bindListener(rt: ListenerRuntime): Promise<void> {
+    const il = this.inherited?.listeners.get(rt.config.name);
+    if (il && il.host === rt.config.host && il.port === rt.config.port) {
+      this.inherited!.listeners.delete(rt.config.name);
+      await adoptInherited(rt.server, il);
+      rt.server.on('error', (err) => this.log.error({ err, listener: rt.config.name }, 'listener error'));
+      return;
+    }
+    await rt.listen();
+  }
+
+  /** The listening sockets a successor takes over (zero-downtime restart). */
+  handoffSource(): HandoffSource {
+    return {
+      listeners: [...this.listeners.values()].map((l) => ({ name: l.config.name, host: l.config.host, port: l.config.port, server: l.server })),
+      admin: this.admin ? { host: this.config.admin.host, port: this.config.admin.port, server: this.admin.netServer } : null,
+    };
+  }
+
+  /** Closes the admin server (its socket now served by a successor); the rest keeps running. */
+  async closeAdmin(): Promise<void> {
+    const a = this.admin;
+    this.admin = null;
+    await a?.close();
   }
 
   adminAddress(): string | null {
@@ -138,7 +186,11 @@ export class Proxy {
       return factory.create(fc.config, { listener: lc, clusters, metrics: this.metrics, logger, slot, name: fc.name });
     });
     // Sidecar mode: the connection's original destination reaches every exchange before any configured filter runs.
-    if (lc.originalDst) filters.unshift(originalDstFilter(this.originalDstFor(lc.name, lc.originalDst.direct, logger)));
+    // The original_dst cluster filter runs after the router, to send the exchange to its destination's cluster.
+    if (lc.originalDst) {
+      filters.unshift(originalDstFilter(this.originalDstFor(lc.name, lc.originalDst.direct, logger)));
+      filters.push(originalDstClusterFilter(this.metrics, logger));
+    }
     const chain = new FilterChain(filters);
     const proto = this.builtins.protocols.get(lc.protocol);
     if (!proto) throw new Error(`listener '${lc.name}': unknown protocol '${lc.protocol}'`);
@@ -168,7 +220,7 @@ export class Proxy {
         if (cur && sameAddress(cur.config, b.config)) continue;
         const rt = new ListenerRuntime(b.config, b.handler, this.statsFor(b.config.name), this.log.child({ listener: b.config.name }));
         rt.originalDst = b.config.originalDst ? (this.originalDst.get(b.config.name) ?? null) : null;
-        await rt.listen();
+        await this.bindListener(rt);
         bound.push(rt);
       }
     } catch (err) {

@@ -310,6 +310,13 @@ export const ConfigSchema = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    workers: Type.Optional(
+      Type.Union([Type.Integer({ minimum: 1, maximum: 256 }), Type.Literal('auto')], {
+        description:
+          'Worker processes (node:cluster). 1: one process. N > 1: the primary forks N workers, each running every listener (the primary hands out connections round robin), and serves the admin API itself with metrics summed over the workers; reload reaches every worker; a dead worker is restarted. auto: one per CPU core.',
+        default: 1,
+      }),
+    ),
     drain_timeout: Type.Optional(Duration('On shutdown (and for removed listeners on reload), wait this long for open connections to finish.', '30s')),
     listeners: Type.Optional(Type.Array(ListenerSchema, { description: 'Where Portway accepts clients.' })),
     clusters: Type.Optional(Type.Array(ClusterSchema, { description: 'Where Portway sends requests.' })),

@@ -8,6 +8,8 @@ export interface Config {
   logLevel: string;
   reload: { watch: boolean; debounceMs: number };
   drainTimeoutMs: number;
+  /** Worker processes (1: none, the process serves itself); `auto` resolved to the CPU count. */
+  workers: number;
   listeners: ListenerConfig[];
   clusters: ClusterConfig[];
   /** The file this came from, when it came from a file. */

@@ -1,4 +1,5 @@
 import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import { availableParallelism } from 'node:os';
 import { ConfigSchema, type RawConfig, type RawListener, type RawCluster, type RawStringMatch, type TSchema } from './schema';
 import type { Config, ListenerConfig, ClusterConfig, RouteConfig, FilterConfig, OutlierConfig, ActiveHealthConfig } from './types';
 import { parseDuration } from '../util/duration';
@@ -349,6 +350,7 @@ function normalize(raw: RawConfig, file?: string): Config {
     logLevel: raw.log?.level ?? 'info',
     reload: { watch: raw.reload?.watch ?? false, debounceMs: parseDuration(raw.reload?.debounce ?? '250ms') },
     drainTimeoutMs: parseDuration(raw.drain_timeout ?? '30s'),
+    workers: raw.workers === 'auto' ? availableParallelism() : (raw.workers ?? 1),
     listeners: (raw.listeners ?? []).map(normalizeListener),
     clusters: (raw.clusters ?? []).map(normalizeCluster),
     ...(file !== undefined ? { sourcePath: file } : {}),

@@ -70,7 +70,7 @@ export class Cluster {
 
   constructor(
     readonly config: ClusterConfig,
-    readonly metrics: MetricsRegistry,
+    private readonly metrics: MetricsRegistry,
     private readonly log: Logger,
     registries: ClusterRegistries = {},
   ) {

@@ -2,13 +2,14 @@ import { connect, type OnReadOpts, type Socket } from 'node:net';
 import { ErrorCode, ProxyError } from '../errors';
 import type { Cluster } from './cluster';
 import type { Endpoint } from './endpoint';
-import type { Exchange } from '../exchange';
-import { connectOriginalDst } from '../sidecar/original-dst-cluster';
+import { ownConnectionsTracked, trackOutbound } from '../sidecar/own-connections';
 
 /** Opens one TCP connection to an endpoint, failing with a ProxyError after timeoutMs. `onread` makes it read into caller-owned buffers. */
 export function connectEndpoint(ep: Endpoint, timeoutMs: number, onread?: OnReadOpts): Promise<Socket> {
   return new Promise((resolve, reject) => {
     const sock = connect({ host: ep.host, port: ep.port, allowHalfOpen: true, noDelay: true, ...(onread ? { onread } : {}) });
+    // Sidecar mode: remember our own outbound sockets so a redirect loop back into Portway is recognised.
+    if (ownConnectionsTracked()) trackOutbound(sock);
     let timer: NodeJS.Timeout | null = null;
     const fail = (err: ProxyError) => {
       if (timer) clearTimeout(timer);
@@ -47,10 +48,12 @@ export interface UpstreamConnection {
  * to max_connect_attempts. Enforces the cluster's connection limit.
  * `deadline` (performance.now() clock, 0 = none) caps the total time spent.
  */
-export async function connectCluster(cluster: Cluster, deadline = 0, onread?: OnReadOpts, ex?: Exchange): Promise<UpstreamConnection> {
+export async function connectCluster(cluster: Cluster, deadline = 0, onread?: OnReadOpts): Promise<UpstreamConnection> {
   const cfg = cluster.config;
-  // An original_dst cluster has no endpoint list: the exchange names its destination (sidecar mode).
-  if (cfg.originalDst === true) return connectOriginalDst(cluster, cluster.metrics, ex, deadline, onread);
+  // An original_dst cluster has no endpoints: the original_dst_cluster filter replaces it per destination (src/sidecar).
+  if (cfg.originalDst === true) {
+    throw new ProxyError(ErrorCode.NoRoute, `cluster '${cluster.name}' forwards to original destinations: it serves only listeners with original_dst: true`, { source: 'internal' });
+  }
   const tried = new Set<Endpoint>();
   let lastErr: ProxyError | null = null;
   const attempts = Math.max(1, Math.min(cfg.maxConnectAttempts, cluster.endpoints.length));

@@ -15,6 +15,7 @@
 import type { Socket } from 'node:net';
 import type { Counter, MetricsRegistry } from '../metrics';
 import type { Logger } from '../logger';
+import { isOwnOutbound, trackOwnConnections } from './own-connections';
 import { getOriginalDst, isOwnAddress, OriginalDstError, plainIp, type OriginalDst } from './original-dst';
 
 export const ORIGINAL_DST_ATTRIBUTES = ['original_dst_ip', 'original_dst_port'] as const;
@@ -34,7 +35,7 @@ export interface DestinationEntry {
   next: DestinationEntry | null;
 }
 
-type Outcome = 'redirected' | 'direct_refused' | 'direct_served' | 'unknown_refused';
+type Outcome = 'redirected' | 'direct_refused' | 'direct_served' | 'unknown_refused' | 'loop_refused';
 
 export class OriginalDstTracker {
   /** Client port -> entries (a short chain when two clients share a port). */
@@ -54,10 +55,11 @@ export class OriginalDstTracker {
     const c = (result: Outcome) =>
       metrics.counter(
         'portway_original_dst_total',
-        'Accepted connections of original_dst listeners, by outcome: redirected (a REDIRECTed connection), direct_refused (its original destination is the listener: a direct connection or a loop), direct_served (the same, served because original_dst_direct is serve), unknown_refused (the kernel knows no original destination).',
+        'Accepted connections of original_dst listeners, by outcome: redirected (a REDIRECTed connection), direct_refused (its original destination is the listener: a direct connection or a loop), direct_served (the same, served because original_dst_direct is serve), unknown_refused (the kernel knows no original destination), loop_refused (Portway\'s own upstream connection redirected back to it).',
         { listener, result },
       );
-    this.counters = { redirected: c('redirected'), direct_refused: c('direct_refused'), direct_served: c('direct_served'), unknown_refused: c('unknown_refused') };
+    trackOwnConnections(true);
+    this.counters = { redirected: c('redirected'), direct_refused: c('direct_refused'), direct_served: c('direct_served'), unknown_refused: c('unknown_refused'), loop_refused: c('loop_refused') };
     metrics.gauge('portway_original_dst_tracked', 'Open redirected connections whose original destination is kept.', { listener }, () => this.size);
   }
 
@@ -75,6 +77,11 @@ export class OriginalDstTracker {
    * destroys it; it is already counted and logged).
    */
   accept(sock: Socket): DestinationEntry | null | false {
+    if (isOwnOutbound(sock)) {
+      this.counters.loop_refused.inc();
+      this.warn({ client: `${sock.remoteAddress}:${sock.remotePort}` }, "redirect loop: Portway's own upstream connection was redirected back to it (exclude Portway's uid/gid from interception); refused");
+      return false;
+    }
     let dst: OriginalDst;
     try {
       dst = getOriginalDst(sock);

@@ -1,102 +1,111 @@
 /**
- * The original_dst cluster: its endpoint is, per connection, the address the
- * client was connecting to before iptables redirected it to Portway (TCP
- * passthrough for ports no rule claims). Endpoints are made on first use and
- * kept (with their counters) while used; idle ones beyond MAX_KEPT are
- * dropped, so a sidecar talking to many destinations keeps bounded state.
+ * The original_dst cluster: each request (L4: each connection) goes to the
+ * address its client was connecting to before iptables redirected it to
+ * Portway. After the router picked such a cluster, the original_dst_cluster
+ * phase filter (last in the chain of an original_dst listener) replaces it
+ * with a derived cluster whose one static endpoint is that address. The
+ * derived cluster is an ordinary Cluster, so every protocol works unchanged:
+ * L4 passthrough, and L7 protocols with their pooling and multiplexing per
+ * destination (all Redis clients talking to 10.0.0.5:6379 share its upstream
+ * links). Derived clusters are kept per destination, at most MAX_DERIVED per
+ * original_dst cluster (the least recently used idle one goes first, with its
+ * metric series).
  */
-import type { OnReadOpts } from 'node:net';
 import type { Exchange } from '../exchange';
 import { ErrorCode, ProxyError } from '../errors';
-import type { Cluster } from '../routing/cluster';
-import { connectEndpoint, type UpstreamConnection } from '../routing/connect';
-import { Endpoint } from '../routing/endpoint';
+import type { LocalReply, PhaseFilter, Verdict } from '../filter';
+import { Cluster } from '../routing/cluster';
 import type { MetricsRegistry } from '../metrics';
+import type { Logger } from '../logger';
 
-const MAX_KEPT = 512;
+const MAX_DERIVED = 256;
 
-const byCluster = new WeakMap<Cluster, Map<string, Endpoint>>();
-
-const ENDPOINT_SERIES = ['portway_upstream_cx_total', 'portway_upstream_cx_connect_fail_total', 'portway_upstream_rq_total', 'portway_upstream_rq_error_total', 'portway_upstream_health'];
-
-function endpointFor(cluster: Cluster, metrics: MetricsRegistry, ip: string, port: number, text: string): Endpoint {
-  let m = byCluster.get(cluster);
-  if (m === undefined) {
-    m = new Map();
-    byCluster.set(cluster, m);
-  }
-  let ep = m.get(text);
-  if (ep !== undefined) {
-    // Most recently used last: Map keeps insertion order.
-    m.delete(text);
-    m.set(text, ep);
-    return ep;
-  }
-  if (m.size >= MAX_KEPT) {
-    for (const [k, old] of m) {
-      if (m.size < MAX_KEPT) break;
-      if (old.cxActive > 0) continue;
-      m.delete(k);
-      for (const n of ENDPOINT_SERIES) metrics.remove(n, { cluster: cluster.name, endpoint: old.address });
-    }
-  }
-  ep = new Endpoint(cluster.name, ip, port, 1, 'original_dst', metrics);
-  m.set(text, ep);
-  return ep;
+interface Derived {
+  cluster: Cluster;
+  ready: boolean;
+  whenReady: Promise<void>;
 }
 
-/** The endpoints an original_dst cluster made so far (for /clusters). */
-export function originalDstEndpoints(cluster: Cluster): Endpoint[] {
-  return [...(byCluster.get(cluster)?.values() ?? [])];
+const byParent = new WeakMap<Cluster, Map<string, Derived>>();
+
+const CLUSTER_SERIES = ['portway_cluster_cx_overflow_total', 'portway_cluster_no_healthy_total', 'portway_cluster_cx_active', 'portway_cluster_endpoints', 'portway_cluster_endpoints_healthy'];
+const ENDPOINT_SERIES = ['portway_upstream_cx_total', 'portway_upstream_cx_connect_fail_total', 'portway_upstream_rq_total', 'portway_upstream_rq_error_total', 'portway_upstream_health'];
+
+function derive(parent: Cluster, text: string, ip: string, port: number, metrics: MetricsRegistry, log: Logger): Derived {
+  let m = byParent.get(parent);
+  if (m === undefined) {
+    m = new Map();
+    byParent.set(parent, m);
+  }
+  const hit = m.get(text);
+  if (hit !== undefined) {
+    // Most recently used last (Map keeps insertion order).
+    m.delete(text);
+    m.set(text, hit);
+    return hit;
+  }
+  if (m.size >= MAX_DERIVED) evict(m, metrics);
+  const name = `${parent.name}/${text}`;
+  const cluster = new Cluster(
+    {
+      ...parent.config,
+      name,
+      originalDst: false,
+      endpoints: [{ address: text, host: ip, port, weight: 1 }],
+      discovery: null,
+      component: null,
+      sharding: null,
+      active: null,
+    },
+    metrics,
+    log.child({ cluster: name }),
+  );
+  const d: Derived = { cluster, ready: false, whenReady: cluster.ready };
+  void cluster.ready.then(() => (d.ready = true));
+  m.set(text, d);
+  return d;
+}
+
+function evict(m: Map<string, Derived>, metrics: MetricsRegistry): void {
+  for (const [k, d] of m) {
+    if (m.size < MAX_DERIVED) return;
+    if (d.cluster.cxActive > 0) continue;
+    m.delete(k);
+    d.cluster.close();
+    const c = d.cluster.name;
+    for (const n of CLUSTER_SERIES) metrics.remove(n, { cluster: c });
+    for (const e of d.cluster.endpoints) for (const n of ENDPOINT_SERIES) metrics.remove(n, { cluster: c, endpoint: e.address });
+  }
+}
+
+/** The clusters derived so far from an original_dst cluster (one per destination). */
+export function derivedClusters(parent: Cluster): Cluster[] {
+  return [...(byParent.get(parent)?.values() ?? [])].map((d) => d.cluster);
 }
 
 /**
- * Connects to the exchange's original destination (attributes set by the
- * original_dst listener). One attempt: there is no other endpoint to fail
- * over to. Fails with PW_ERR_NO_ROUTE when the connection has no original
- * destination (a direct connection served by original_dst_direct: serve).
+ * The phase filter an original_dst listener puts last in its chain: when the
+ * router chose an original_dst cluster, send the exchange to the cluster of
+ * its original destination. A connection without one (a direct connection
+ * served with original_dst_direct: serve) is refused with PW_ERR_NO_ROUTE.
  */
-export async function connectOriginalDst(cluster: Cluster, metrics: MetricsRegistry, ex: Exchange | undefined, deadline: number, onread?: OnReadOpts): Promise<UpstreamConnection> {
-  const ip = ex?.attrs['original_dst_ip'];
-  const portText = ex?.attrs['original_dst_port'];
-  if (ip === undefined || portText === undefined) {
-    throw new ProxyError(ErrorCode.NoRoute, `cluster '${cluster.name}' forwards to the original destination, and this connection has none (not redirected, or the listener does not set original_dst)`, {
-      source: 'downstream',
-    });
-  }
-  const port = Number(portText);
-  const ep = endpointFor(cluster, metrics, ip, port, (ex!.info['original_dst'] as string | undefined) ?? `${ip}:${port}`);
-  const cfg = cluster.config;
-  if (cluster.cxActive >= cfg.limits.maxConnections) {
-    cluster.cxOverflow.inc();
-    throw new ProxyError(ErrorCode.Overflow, `cluster '${cluster.name}' is at its connection limit (${cfg.limits.maxConnections})`, { source: 'internal' });
-  }
-  let timeout = cfg.connectTimeoutMs;
-  if (deadline > 0) {
-    const left = Math.floor(deadline - performance.now());
-    if (left <= 0) throw new ProxyError(ErrorCode.Timeout, 'deadline passed before connecting', { source: 'internal' });
-    if (timeout <= 0 || left < timeout) timeout = left;
-  }
-  cluster.cxActive++;
-  ep.cxActive++;
-  try {
-    const socket = await connectEndpoint(ep, timeout, onread);
-    ep.cxTotal.inc();
-    let released = false;
-    return {
-      socket,
-      endpoint: ep,
-      release: () => {
-        if (released) return;
-        released = true;
-        cluster.cxActive--;
-        ep.cxActive--;
-      },
-    };
-  } catch (err) {
-    cluster.cxActive--;
-    ep.cxActive--;
-    ep.cxConnectFail.inc();
-    throw err;
-  }
+export function originalDstClusterFilter(metrics: MetricsRegistry, log: Logger): PhaseFilter {
+  const noDst: LocalReply = {
+    error: new ProxyError(ErrorCode.NoRoute, 'the route leads to an original_dst cluster and this connection has no original destination (it was not redirected)', { source: 'downstream' }),
+  };
+  return {
+    kind: 'phase',
+    name: 'original_dst_cluster',
+    onRequest(ex: Exchange): Verdict | Promise<Verdict> {
+      const c = ex.cluster;
+      if (c === null || c.config.originalDst !== true) return undefined;
+      const ip = ex.attrs['original_dst_ip'];
+      const port = ex.attrs['original_dst_port'];
+      if (ip === undefined || port === undefined) return noDst;
+      const d = derive(c, (ex.info['original_dst'] as string | undefined) ?? `${ip}:${port}`, ip, Number(port), metrics, log);
+      ex.cluster = d.cluster;
+      // Only the first request to a new destination waits (the endpoint list is built asynchronously).
+      return d.ready ? undefined : d.whenReady.then(() => undefined);
+    },
+  };
 }

@@ -24,6 +24,6 @@ export function turnNow(): number {
   if (fresh) return cached;
   cached = performance.now();
   fresh = true;
-  setImmediate(stale);
+  queueMicrotask(stale);
   return cached;
 }

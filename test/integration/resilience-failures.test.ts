@@ -20,6 +20,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type Server, type Socket, type AddressInfo } from 'node:net';
 import { startPortway, type InProcess } from '../helpers/portway';
 import { http, tcpServer, waitFor } from '../helpers/net';
+import { startRedis } from '../helpers/redis';
 
 function metric(text: string, name: string, labels: string): number {
   const line = text.split('\n').find((l) => l.startsWith(`${name}{${labels}}`));
@@ -324,6 +325,57 @@ clusters:
     assert.equal(cl.circuit_breaker.consecutive_failures, 0);
     assert.equal(cl.endpoints[0].health, 'healthy');
     assert.equal(metric(await metrics(pw), 'portway_retry_total', 'filter="retry",listener="re"'), 0);
+  });
+});
+
+describe('Redis path: split, broadcast and prefix-routed requests take the policies too', () => {
+  test('a stalled shard: MGET parts, DBSIZE broadcast and a prefix-routed GET end in PW_ERR_TIMEOUT instead of hanging', async () => {
+    const redis = await startRedis();
+    const staller = await respServer('stall');
+    cleanups.push(() => redis.close(), () => staller.close());
+    const pw = await startPortway(`
+listeners:
+  - name: sh
+    address: 127.0.0.1:0
+    protocol: redis
+    filters:
+      - { type: timeout, timeout: 150ms }
+    routes: [{ cluster: shards }]
+  - name: px
+    address: 127.0.0.1:0
+    protocol: redis
+    filters:
+      - { type: timeout, timeout: 150ms }
+      - { type: circuit_breaker, consecutive_failures: 2, open_duration: 1h }
+    options:
+      prefix_routes: [{ prefix: "slow:", cluster: slow }]
+      catch_all_cluster: fast
+    routes: [{ cluster: fast }]
+clusters:
+  - name: shards
+    sharding: { hash: fnv1a_64, distribution: modula }
+    endpoints: ["${redis.address}", "${staller.address}"]
+  - { name: slow, endpoints: ["${staller.address}"] }
+  - { name: fast, endpoints: ["${redis.address}"] }
+`);
+    cleanups.push(() => pw.stop());
+    const c = new Client(pw.port('sh'));
+    cleanups.push(() => c.close());
+    const keys = Array.from({ length: 16 }, (_, i) => `k${i}`);
+    // modula over two shards: hash % 2, and the hashes of k0..k15 differ in their last bit, so both shards get keys
+    // whatever the ports (a ketama ring depends on the servers' names, i.e. the ports): the staller's part times out.
+    assert.match(await c.send('MGET', ...keys), /^-ERR upstream timed out .*\(PW_ERR_TIMEOUT\)$/);
+    assert.match(await c.send('DBSIZE'), /\(PW_ERR_TIMEOUT\)$/);
+    const m = await metrics(pw);
+    assert.ok(metric(m, 'portway_timeout_total', 'filter="timeout",listener="sh"') >= 2, 'each stalled part timed out on its own');
+
+    const d = new Client(pw.port('px'));
+    cleanups.push(() => d.close());
+    assert.equal(await d.send('SET', 'fast:k', 'v'), '+OK', 'the catch-all cluster answers');
+    assert.match(await d.send('GET', 'slow:k'), /\(PW_ERR_TIMEOUT\)$/);
+    assert.match(await d.send('GET', 'slow:k'), /\(PW_ERR_TIMEOUT\)$/);
+    assert.match(await d.send('GET', 'slow:k'), /\(PW_ERR_CIRCUIT_OPEN\)$/, 'the breaker guards the prefix-routed cluster');
+    assert.equal((await clusterOf(pw, 'slow')).circuit_breaker.state, 'open');
   });
 });
 

@@ -92,8 +92,8 @@ clusters:
     const s = await dial(pw.port('any'));
     const n = 2000;
     let cmds = 'PING\r\n';
-    for (let i = 0; i < n; i++) cmds += `*3\r\n$3\r\nSET\r\n$8\r\npipe:${String(i).padStart(3, '0')}\r\n$${String(i).length}\r\n${i}\r\n`;
-    cmds += '*2\r\n$3\r\nGET\r\n$8\r\npipe:999\r\n';
+    for (let i = 0; i < n; i++) cmds += `*3\r\n$3\r\nSET\r\n$9\r\npipe:${String(i).padStart(4, '0')}\r\n$${String(i).length}\r\n${i}\r\n`;
+    cmds += '*2\r\n$3\r\nGET\r\n$9\r\npipe:0999\r\n';
     s.write(cmds);
     const want = '+PONG\r\n' + '+OK\r\n'.repeat(n) + '$3\r\n999\r\n';
     let got = '';
@@ -156,7 +156,7 @@ clusters:
     const m = (await http('GET', `${pw.admin}/metrics`)).body;
     assert.equal(metric(m, 'portway_protocol_detect_total', 'listener="strict",result="unknown"'), 2);
     assert.equal(metric(m, 'portway_protocol_detect_total', 'listener="strict",result="timeout"'), 1);
-    assert.equal(metric(m, 'portway_downstream_errors_total', 'listener="strict",code="PW_ERR_PROTOCOL_UNKNOWN"'), 3);
+    assert.equal(metric(m, 'portway_downstream_errors_total', 'code="PW_ERR_PROTOCOL_UNKNOWN",listener="strict"'), 3);
     assert.ok(metric(m, 'portway_protocol_detect_total', 'listener="any",result="redis"') >= 3);
     assert.ok(metric(m, 'portway_protocol_detect_total', 'listener="any",result="tls"') >= 1);
   });

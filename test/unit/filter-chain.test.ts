@@ -4,7 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { FilterChain, FilterRegistry, type AroundPolicy, type Filter, type FilterBuildContext, type LocalReply, type PhaseFilter, type Verdict } from '../../src/filter';
+import { FilterChain, FilterRegistry, aroundPolicy, dispatchOf, invokeOf, rejectionInfo, type AroundPolicy, type Dispatch, type Filter, type FilterBuildContext, type LocalReply, type PhaseFilter, type Verdict } from '../../src/filter';
 import { Exchange } from '../../src/exchange';
 import { ErrorCode, ProxyError, type ErrorCodeValue } from '../../src/errors';
 import { MetricsRegistry } from '../../src/metrics';
@@ -555,5 +555,159 @@ describe('access_log', () => {
     const debug = accessLog({ level: 'debug' });
     debug.filter.onComplete!(served());
     assert.equal(debug.lines.length, 0, 'debug is below the logger level (info)');
+  });
+});
+
+// ---------------------------------------------------------------------------
+// callback-form policies, close hook, lazy attributes
+
+describe('FilterChain.dispatcher (callback form)', () => {
+  function intercepting(name: string, log: string[]): AroundPolicy {
+    return aroundPolicy(name, (next) => (ex, h) => {
+      log.push(`${name} in`);
+      next(ex, {
+        onResult: (e, v) => {
+          log.push(`${name} out`);
+          h.onResult(e, v);
+        },
+        onFailure: (e, err) => {
+          log.push(`${name} failed`);
+          h.onFailure(e, err);
+        },
+      });
+    });
+  }
+
+  test('intercepting policies run outermost first and a synchronous terminal answers synchronously (no promise)', () => {
+    const log: string[] = [];
+    const chain = new FilterChain([intercepting('a', log), phase('p', log), intercepting('b', log)]);
+    const d = chain.dispatcher<number>((_ex, h) => {
+      log.push('upstream');
+      h.onResult(_ex, 7);
+    });
+    let got: number | undefined;
+    d(exchange(), { onResult: (_e, v) => (got = v), onFailure: () => assert.fail('no failure') });
+    assert.equal(got, 7, 'answered before dispatch returned');
+    assert.deepEqual(log, ['a in', 'b in', 'upstream', 'b out', 'a out']);
+  });
+
+  test('composed once per terminal and cached', () => {
+    let intercepts = 0;
+    const p = aroundPolicy('p', (next) => {
+      intercepts++;
+      return next;
+    });
+    const chain = new FilterChain([p]);
+    const terminal: Dispatch<number> = (ex, h) => h.onResult(ex, 1);
+    assert.equal(chain.dispatcher(terminal), chain.dispatcher(terminal));
+    assert.equal(intercepts, 1);
+  });
+
+  test('promise-only and callback policies mix, in both compose() and dispatcher()', async () => {
+    const log: string[] = [];
+    const promiseOnly: AroundPolicy = {
+      kind: 'around',
+      name: 'w',
+      wrap: (next) => async (ex) => {
+        log.push('w in');
+        const r = await next(ex);
+        log.push('w out');
+        return r;
+      },
+    };
+    const chain = new FilterChain([intercepting('a', log), promiseOnly, intercepting('b', log)]);
+    assert.equal(await chain.compose(async () => 'x')(exchange()), 'x');
+    assert.deepEqual(log, ['a in', 'w in', 'b in', 'b out', 'w out', 'a out']);
+    log.length = 0;
+    const v = await new Promise<string>((resolve, reject) =>
+      chain.dispatcher<string>((ex, h) => h.onResult(ex, 'y'))(exchange(), { onResult: (_e, r) => resolve(r), onFailure: (_e, e) => reject(e) }),
+    );
+    assert.equal(v, 'y');
+    assert.deepEqual(log, ['a in', 'w in', 'b in', 'b out', 'w out', 'a out']);
+  });
+
+  test('a failure travels out through onFailure; a throwing promise terminal becomes a ProxyError', async () => {
+    const log: string[] = [];
+    const chain = new FilterChain([intercepting('a', log)]);
+    const err = await new Promise<ProxyError>((resolve) =>
+      chain.dispatcher<number>(
+        dispatchOf<number>(() => {
+          throw new Error('sync boom');
+        }),
+      )(exchange(), { onResult: () => assert.fail('no result'), onFailure: (_e, e) => resolve(e) }),
+    );
+    assert.ok(err instanceof ProxyError);
+    assert.match(err.message, /sync boom/);
+    assert.deepEqual(log, ['a in', 'a failed']);
+    await assert.rejects(invokeOf<number>((ex, h) => h.onFailure(ex, reply().error))(exchange()), /no/);
+  });
+
+  test('rejectionInfo says how to render a rejection', () => {
+    const rl = rejectionInfo(new ProxyError(ErrorCode.RateLimited, 'x', { retryAfterMs: 12.2 }));
+    assert.deepEqual(rl, { throttled: true, overloaded: false, timedOut: false, retryAfterMs: 13 });
+    assert.equal(rejectionInfo(new ProxyError(ErrorCode.CircuitOpen, 'x')).overloaded, true);
+    assert.equal(rejectionInfo(new ProxyError(ErrorCode.Timeout, 'x')).timedOut, true);
+    assert.equal(rejectionInfo(new ProxyError(ErrorCode.Overflow, 'x')).retryAfterMs, undefined);
+  });
+});
+
+describe('FilterChain.close', () => {
+  test("calls every filter's close once, even when one throws", () => {
+    const log: string[] = [];
+    const chain = new FilterChain([
+      { kind: 'phase', name: 'a', close: () => log.push('a') },
+      {
+        kind: 'phase',
+        name: 'bad',
+        close: () => {
+          log.push('bad');
+          throw new Error('close bug');
+        },
+      },
+      { kind: 'phase', name: 'no-close' },
+      aroundPolicy('c', (n) => n, { close: () => log.push('c') }),
+    ]);
+    chain.close();
+    chain.close();
+    assert.deepEqual(log, ['a', 'bad', 'c']);
+  });
+});
+
+describe('Exchange attributes and timeouts', () => {
+  test('attr() reads attrs first, then the lazy source; nothing is computed until asked', () => {
+    let asked = 0;
+    const ex = exchange();
+    ex.attributeSource = {
+      attribute(_e, name) {
+        asked++;
+        return name === 'topic' ? 'orders' : undefined;
+      },
+    };
+    assert.equal(asked, 0);
+    assert.equal(ex.attr('topic'), 'orders');
+    ex.attrs['topic'] = 'set-eagerly';
+    assert.equal(ex.attr('topic'), 'set-eagerly');
+    assert.equal(ex.attr('nope'), undefined);
+    assert.equal(asked, 2);
+  });
+
+  test('reportTimeout counts once per try against the endpoint, in its own cluster', () => {
+    const results: [string, boolean][] = [];
+    const mk = (name: string) => ({ name, reportResult: (ep: { address: string }, ok: boolean) => results.push([`${name}/${ep.address}`, ok]) }) as unknown as Cluster;
+    const ex = exchange();
+    ex.reportTimeout(); // no endpoint yet: nothing
+    const ep = { address: 'e1', rqError: { inc() {} } } as unknown as Endpoint;
+    ex.cluster = mk('routed');
+    ex.endpointCluster = mk('replicas');
+    ex.endpoint = ep;
+    ex.attempts = 1;
+    ex.reportTimeout();
+    ex.reportTimeout();
+    ex.attempts = 2;
+    ex.reportTimeout();
+    assert.deepEqual(results, [
+      ['replicas/e1', false],
+      ['replicas/e1', false],
+    ]);
   });
 });

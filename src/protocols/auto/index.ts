@@ -25,7 +25,7 @@
  * listener error PW_ERR_PROTOCOL_UNKNOWN (timeout, unknown): a client that
  * sends nothing within detect_timeout is closed (result=timeout); bytes that
  * match no enabled protocol are closed, or passed through as TCP with
- * fallback: tcp (result=unknown); a client that leaves before saying
+ * fallback: tcp (result=tcp); a client that leaves before saying
  * anything is counted as result=closed.
  */
 import type { Socket } from 'node:net';
@@ -181,7 +181,9 @@ class AutoHandler implements ConnectionHandler {
     }
     const p = new Pending(socket, this, performance.now() + this.timeoutMs);
     this.pending.add(p);
-    p.poll();
+    // Never decide inside handle(): the listener registers its close listeners on this socket when handle()
+    // returns, and a handler that re-wraps the socket needs them moved (see adopted()).
+    setImmediate(p.poll);
   }
 
   /** Detection ended for p: hand the socket on, or close it. */
@@ -199,7 +201,6 @@ class AutoHandler implements ConnectionHandler {
         this.finish(sock, 'unknown', result === null ? 'bytes match no known protocol' : `protocol ${result} is not enabled on this listener`);
         return;
       }
-      this.counters.unknown.inc();
       name = 'tcp';
     }
     this.counters[name].inc();

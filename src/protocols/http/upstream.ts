@@ -21,6 +21,12 @@
  * response head (or the 101 of an upgrade), onFailure on an error before it.
  * A connect failure that sent nothing moves the call to another endpoint,
  * up to the cluster's max_connect_attempts, before it fails.
+ *
+ * Requests without a body and without an upgrade (the common case) go
+ * through FastPool (fast-upstream.ts), a small hand-written HTTP/1.1 client
+ * that calls the same handler callbacks; the rest go through undici. Each
+ * has its own connections to an endpoint (each up to
+ * max_connections_per_endpoint); limits.max_connections still bounds their sum.
  */
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -33,6 +39,7 @@ import type { Cluster } from '../../routing/cluster';
 import type { Endpoint } from '../../routing/endpoint';
 import { connectEndpoint } from '../../routing/connect';
 import type { Logger } from '../../logger';
+import { FastPool } from './fast-upstream';
 
 export interface UpstreamSettings {
   pipelining: number;
@@ -94,6 +101,7 @@ export function upstreamError(err: unknown, sent: boolean, ep: Endpoint, idempot
 /** The pools of one listener generation, by endpoint. */
 export class HttpUpstreams {
   private readonly pools = new Map<Endpoint, Pool>();
+  private readonly fastPools = new Map<Endpoint, FastPool>();
   /** Socket -> its connection-slot release, so an upgraded socket still gives its slot back. */
   private readonly releases = new WeakMap<Socket, () => void>();
   private closed = false;
@@ -123,7 +131,31 @@ export class HttpUpstreams {
     ep.rqActive++;
     ep.rqTotal.inc();
     call.counted = true;
-    this.pool(call.cluster, ep).dispatch(call.opts, call);
+    const opts = call.opts;
+    if (opts.body == null && opts.upgrade == null && this.s.pipelining === 1) this.fastPool(call.cluster, ep).dispatch(opts, call);
+    else this.pool(call.cluster, ep).dispatch(opts, call);
+  }
+
+  private fastPool(cluster: Cluster, ep: Endpoint): FastPool {
+    let p = this.fastPools.get(ep);
+    if (p === undefined) {
+      this.sweep(cluster);
+      const limits = cluster.config.limits;
+      const address = ep.address.endsWith(':80') ? ep.address.slice(0, -3) : ep.address;
+      p = new FastPool(
+        {
+          connections: limits.maxConnectionsPerEndpoint,
+          idleTimeoutMs: limits.poolIdleTimeoutMs,
+          headersTimeoutMs: this.s.headersTimeoutMs,
+          bodyTimeoutMs: this.s.bodyTimeoutMs,
+          maxHeaderSize: this.s.maxResponseHeaderSize,
+          hostLine: `host: ${address}\r\n`,
+        },
+        this.connector(cluster, ep),
+      );
+      this.fastPools.set(ep, p);
+    }
+    return p;
   }
 
   private pool(cluster: Cluster, ep: Endpoint): Pool {
@@ -156,6 +188,12 @@ export class HttpUpstreams {
       if (ep.cluster === cluster.name && !live.has(ep)) {
         this.pools.delete(ep);
         p.close().catch(() => {});
+      }
+    }
+    for (const [ep, p] of this.fastPools) {
+      if (ep.cluster === cluster.name && !live.has(ep)) {
+        this.fastPools.delete(ep);
+        p.close();
       }
     }
   }
@@ -212,6 +250,8 @@ export class HttpUpstreams {
       p.close().catch((err: Error) => this.log.debug({ err: err.message }, 'http upstream pool did not close cleanly'));
     }
     this.pools.clear();
+    for (const p of this.fastPools.values()) p.close();
+    this.fastPools.clear();
   }
 
   /** Destroys every pool and its connections (shutdown after drain). */
@@ -219,6 +259,8 @@ export class HttpUpstreams {
     this.closed = true;
     for (const p of this.pools.values()) p.destroy().catch(() => {});
     this.pools.clear();
+    for (const p of this.fastPools.values()) p.destroy();
+    this.fastPools.clear();
   }
 }
 
@@ -229,7 +271,8 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   counted = false;
   status = 0;
   statusText = '';
-  rawHeaders: Buffer[] | null = null;
+  /** Buffers from undici, strings from FastPool. */
+  rawHeaders: Buffer[] | string[] | null = null;
   /** The upstream socket after a 101 (upgrade requests). */
   upgraded: Duplex | null = null;
   /** Set when the session gave up on this call (its error), so late callbacks only clean up. */
@@ -336,7 +379,7 @@ export class UpstreamCall implements Dispatcher.DispatchHandler {
   onUpgrade(statusCode: number, rawHeaders: Buffer[] | string[] | null, socket: Duplex): void {
     this.state = DONE;
     this.status = statusCode;
-    this.rawHeaders = rawHeaders as Buffer[] | null;
+    this.rawHeaders = rawHeaders;
     this.upgraded = socket;
     this.release(true);
     this.upstreams.adoptUpgraded(socket);

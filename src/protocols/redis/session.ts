@@ -25,7 +25,8 @@ import { RespCommand, RespRequestDecoder, RespType, type RespProtocolError } fro
 import { RespWriter, RESP_OK, RESP_PONG, type RespProtocolVersion } from './resp-writer';
 import { commandInfo, extractKeys, resolveCommand } from './commands';
 import type { AclUser } from './acl';
-import { parseReply, readAggregateHeader, toResp3, type Resp3Shape } from './resp-value';
+import { parseReply, readAggregateHeader } from './resp-value';
+import { resp3Conversion, resp3Reply, Resp3Transaction, type Resp3Conv } from './resp3-convert';
 import { RedisLink, type ReplySink } from './upstream';
 import type { CommandStats, RedisListener, Target } from './listener';
 import type { RedisProxyListener } from './listener-extras';
@@ -37,25 +38,10 @@ import { KeyRewriter, mapReplyKeys } from './prefix';
 const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 const NULL_BULK2 = Buffer.from('$-1\r\n');
 const NULL3 = Buffer.from('_\r\n');
-const NULL_IN_ARRAY = Buffer.from('$-1\r\n');
-const NULL_ARRAY_IN_ARRAY = Buffer.from('*-1\r\n');
-
-/** RESP3 shapes of RESP2 replies that change type (maps, sets, doubles, booleans); everything else passes as is. */
-const RESP3_SHAPES = new Map<string, Resp3Shape>([
-  ['HGETALL', { map: 'plain' }],
-  ['CONFIG', { map: 'plain' }],
-  ['SMEMBERS', 'set'],
-  ['SINTER', 'set'],
-  ['SUNION', 'set'],
-  ['SDIFF', 'set'],
-  ['ZSCORE', 'double'],
-  ['ZINCRBY', 'double'],
-  ['ZMSCORE', { array: 'double' }],
-  ['SMISMEMBER', { array: 'plain' }],
-  ['SCRIPT', { array: 'boolean' }],
-]);
 
 let nextSessionId = 1;
+/** Encoding scratch for every session; views it hands out are never overwritten (resp-writer.ts). */
+const SESSION_WRITER = new RespWriter(64 * 1024);
 
 /** Sessions with replies to write: one setImmediate per event-loop turn for all of them. */
 let toFlush: RedisSession[] = [];
@@ -86,6 +72,8 @@ export class Slot implements ReplySink {
   t0 = 0;
   /** Prefix routes that strip or add: maps the key names in the reply back to the client's (rare commands only). */
   unmap: ((data: Buffer) => Buffer) | null = null;
+  /** RESP3 clients: how the RESP2 reply converts (resp3-convert.ts); null when only nulls can differ. */
+  conv: Resp3Conv | null = null;
   /** Called with the raw reply instead of storing it (split requests merge their parts). */
   constructor(
     readonly session: RedisSession,
@@ -94,7 +82,7 @@ export class Slot implements ReplySink {
 
   onReply(buf: Buffer, start: number, end: number, type: number): void {
     this.session.inflightDone(this);
-    this.session.fill(this, this.session.adaptReply(this.command, buf, start, end, type));
+    this.session.fill(this, this.session.adaptReply(this.conv, buf, start, end, type));
   }
 
   onError(err: ProxyError): void {
@@ -149,7 +137,9 @@ class SplitMerge {
   partDone(): void {
     if (--this.left > 0) return;
     this.session.inflightDone(this.slot);
-    this.session.fill(this.slot, this.merged());
+    const m = this.merged();
+    // Merged from RESP2 parts: a RESP3 client gets it converted like a single reply (INFO verbatim, RANDOMKEY null ...).
+    this.session.fill(this.slot, this.session.adaptReply(this.slot.conv, m, 0, m.length, m[0]!));
   }
 
   private merged(): Buffer {
@@ -251,14 +241,19 @@ export class RedisSession {
   private deferred: { cmd: RespCommand; slot: Slot; dedicated: boolean }[] = [];
   /** Non-sharded clusters: the endpoint this session sticks to. */
   private readonly sticky = new Map<Cluster, Endpoint>();
-  private readonly writer = new RespWriter(4096);
+  /** Shared by all sessions (every use writes and takes synchronously): an idle connection holds no encoding buffer. */
+  private readonly writer = SESSION_WRITER;
+  /** RESP3 clients: converters of the commands queued since MULTI, for EXEC's reply. */
+  private readonly r3tx = new Resp3Transaction();
   private readonly keyBuf: number[] = [];
   /** The authenticated user, when the listener has users. */
   private user: AclUser | null = null;
   /** A command of the open transaction was refused here: EXEC must abort it. */
   private multiDenied = false;
   /** The around-policies composed around redisTerminal (the chain caches it per generation). */
-  private policyDispatch: Dispatch<Buffer> | null = null;
+  private policyDispatch: Dispatch<number> | null = null;
+  private peerAddress: string | undefined = undefined;
+  private peerPort: number | undefined = undefined;
   /** Redis Cluster slot maps by cluster (null: the listener has none), read once per session. */
   private readonly rc: Map<Cluster, ClusterTopology> | null;
   /** Redis Cluster: MULTI answered here, not sent yet (it goes to the node of the first key). */
@@ -391,25 +386,9 @@ export class RedisSession {
   }
 
   /** Upstreams speak RESP2; a RESP3 client gets nulls, maps, sets and doubles in RESP3 form. */
-  adaptReply(command: string, buf: Buffer, start: number, end: number, type: number): Buffer {
-    const raw = buf.subarray(start, end);
-    if (this.resp === 2) return raw;
-    if (type === RespType.BulkString || type === RespType.Array) {
-      if (end - start === 5 && buf[start + 1] === 45 /* - */) return NULL3; // $-1 or *-1
-      let shape = RESP3_SHAPES.get(command);
-      // Nulls nested in an aggregate (MGET, EXEC ...) must become "_" too: convert when any may be there.
-      if (shape === undefined && type === RespType.Array && (raw.includes(NULL_IN_ARRAY) || raw.includes(NULL_ARRAY_IN_ARRAY))) shape = 'plain';
-      if (shape !== undefined) {
-        try {
-          const w = this.writer;
-          w.value(toResp3(parseReply(buf, start, end), shape), 3);
-          return Buffer.from(w.take());
-        } catch {
-          return raw;
-        }
-      }
-    }
-    return raw;
+  adaptReply(conv: Resp3Conv | null, buf: Buffer, start: number, end: number, type: number): Buffer {
+    if (this.resp === 2) return buf.subarray(start, end);
+    return resp3Reply(conv, buf, start, end, type, this.writer);
   }
 
   /** INFO over shards: one reply, sections merged (info.ts). */
@@ -422,7 +401,8 @@ export class RedisSession {
   }
 
   private err(slot: Slot, text: string): void {
-    this.fill(slot, Buffer.from(`-${text}\r\n`));
+    // As redis' addReplyErrorFormat: CR and LF from client bytes (an inline "a\r\nb" argument) become spaces.
+    this.fill(slot, Buffer.from(`-${CRLF_IN_TEXT.test(text) ? text.replace(CRLF_ALL, ' ') : text}\r\n`));
   }
 
   // --- requests --------------------------------------------------------------
@@ -442,14 +422,16 @@ export class RedisSession {
 
   private dispatch(cmd: RespCommand, slot: Slot): void {
     const name = cmd.name;
+    if (this.resp === 3) slot.conv = resp3Conversion(cmd, this.r3tx);
     if (this.l.users !== null && this.access(cmd, slot)) return;
-    if (this.subscribed && !SUBSCRIBED_OK.has(name)) {
+    // As redis 7: a subscribed RESP3 client may run any command; RESP2 only these.
+    if (this.subscribed && this.resp === 2 && !SUBSCRIBED_OK.has(name)) {
       this.err(slot, `ERR Can't execute '${name.toLowerCase()}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context`);
       return;
     }
     switch (name) {
       case 'PING':
-        if (this.subscribed || this.inMulti) break;
+        if ((this.subscribed && this.resp === 2) || this.inMulti) break;
         if (cmd.argc === 1) return this.local(slot, RESP_PONG);
         if (cmd.argc === 2) return this.local(slot, bulk(cmd.arg(1)));
         return this.err(slot, "ERR wrong number of arguments for 'ping' command");
@@ -474,6 +456,8 @@ export class RedisSession {
         return this.reset(slot);
     }
     const info = commandInfo(name);
+    // As redis' rejectCommand: an unknown command or a wrong arity inside MULTI dooms the transaction.
+    if ((info === undefined || !info.arityOk(cmd.argc)) && this.inMulti) this.multiDenied = true;
     if (info === undefined) {
       return this.err(slot, `ERR unknown command '${cmd.argString(0)}', with args beginning with: ${argsPreview(cmd)}`);
     }
@@ -484,7 +468,7 @@ export class RedisSession {
     extractKeys(cmd, keys);
     let target: Target | null;
     try {
-      target = this.route(cmd, keys, slot);
+      target = this.route(cmd, keys, slot, info.readonly);
     } catch (e) {
       this.fill(slot, this.errorReply(toProxyError(e)));
       return;
@@ -564,14 +548,15 @@ export class RedisSession {
   }
 
   /** Chooses the cluster: prefix routes on the first key, else the filter chain's router. */
-  private route(cmd: RespCommand, keys: number[], slot: Slot): Target | null {
+  private route(cmd: RespCommand, keys: number[], slot: Slot, readonly: boolean): Target | null {
     const l = this.l;
     const fixed = l.fixedTarget(cmd, keys);
     // Prefix routes choose the cluster without the phase filters; the around-policies still apply to them (they need an exchange).
     if (fixed !== null && (l.chain.direct || fixed.ex !== undefined)) return fixed;
-    const ex = new RedisExchange(this, l.name, this.socket.remoteAddress ?? '', this.socket.remotePort ?? 0, cmd.name);
+    // The peer address is a getter into the socket handle: read it once per session.
+    const ex = new RedisExchange(this, l.name, (this.peerAddress ??= this.socket.remoteAddress ?? ''), (this.peerPort ??= this.socket.remotePort ?? 0), cmd.name);
     ex.setRequest(cmd, keys);
-    ex.idempotent = commandInfo(cmd.name)?.readonly ?? false;
+    ex.idempotent = readonly;
     if (fixed !== null) {
       ex.cluster = fixed.cluster;
       return { cluster: fixed.cluster, ex };
@@ -620,7 +605,7 @@ export class RedisSession {
     let cluster = target.cluster;
     if (target.ex) slot.ex = target.ex;
     const name = cmd.name;
-    const pinned = STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || this.subscribed || BLOCKING.has(name);
+    const pinned = STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || (this.subscribed && this.resp === 2) || BLOCKING.has(name);
     if (this.l.replicasOf !== null && !pinned) cluster = this.readCluster(cluster, cmd);
     if (this.l.mirrors !== null && !pinned) this.mirror(cmd, keys);
     const comp = cluster.component;
@@ -863,7 +848,7 @@ export class RedisSession {
   }
 
   /** One upstream try of a request on the policy path; called by the policies (retry: once per try). */
-  sendTry(px: RedisExchange, h: ResultHandler<Buffer>): void {
+  sendTry(px: RedisExchange, h: ResultHandler<number>): void {
     const cluster = px.target!;
     const fixed = px.fixed;
     if (fixed === null && this.rc !== null) {
@@ -872,7 +857,8 @@ export class RedisSession {
         px.endpoint = px.topoSlot >= 0 ? topo.masterOf(px.topoSlot) : null;
         px.endpointCluster = cluster;
         px.attempts++;
-        topo.send(this.id, px.frame, px.start, px.end, px.topoSlot, new TrySink(px, h));
+        px.tryHandler = h;
+        topo.send(this.id, px.frame, px.start, px.end, px.topoSlot, px);
         return;
       }
     }
@@ -887,7 +873,8 @@ export class RedisSession {
     px.endpoint = ep;
     px.endpointCluster = cluster;
     px.attempts++;
-    this.l.links(cluster).get(ep, this.id).send(px.frame, px.start, px.end, new TrySink(px, h));
+    px.tryHandler = h;
+    this.l.links(cluster).get(ep, this.id).send(px.frame, px.start, px.end, px);
   }
 
   /** The client's request failed on the policy path (parts fail into their merge instead). */
@@ -1486,14 +1473,25 @@ export class RedisSession {
 }
 
 const EMPTY = Buffer.alloc(0);
+const CRLF_IN_TEXT = /[\r\n]/;
+const CRLF_ALL = /[\r\n]/g;
 /**
  * The exchange of one Redis request, or of one part of a split one, and on
- * the policy path also the policies' final handler and what the terminal
- * needs for each try (so that path allocates nothing else per request).
+ * the policy path also the policies' final handler, what the terminal needs
+ * for each try, and the link's reply sink of each try (so that path
+ * allocates nothing else per request). The value passed through the
+ * policies is the reply's RESP type; the reply itself stays where the link
+ * decoded it (replyBuf, replyStart, replyEnd) until the final handler takes
+ * it, synchronously.
+ *
+ * A try abandoned by a per-try timeout may still be answered later: its
+ * reply then reaches the handler of the current try. Only idempotent
+ * requests are retried after a timeout, so that answer is as good as the
+ * current try's; whichever comes second is dropped by the settled handler.
  * Attributes are computed only when a route or filter reads them:
  * `command` (the upper-case name) and `key` (the first key, latin1).
  */
-export class RedisExchange extends Exchange implements ResultHandler<Buffer> {
+export class RedisExchange extends Exchange implements ResultHandler<number>, ReplySink {
   /** The cluster the tries go to (differs from `cluster` with read replicas and key routes). */
   target: Cluster | null = null;
   /** The request frame: the client's command, or a part built for one shard. */
@@ -1511,6 +1509,11 @@ export class RedisExchange extends Exchange implements ResultHandler<Buffer> {
   sink: ReplySink | null = null;
   /** The client request's exchange when this is a part of it (errors are merged there, not counted here). */
   parent: Exchange | null = null;
+  /** The policy handler of the current try. */
+  tryHandler: ResultHandler<number> | null = null;
+  replyBuf: Buffer = EMPTY;
+  replyStart = 0;
+  replyEnd = 0;
 
   constructor(
     readonly session: RedisSession,
@@ -1540,8 +1543,24 @@ export class RedisExchange extends Exchange implements ResultHandler<Buffer> {
     this.sink = sink;
   }
 
-  onResult(_ex: Exchange, reply: Buffer): void {
-    this.sink!.onReply(reply, 0, reply.length, reply[0]!);
+  /** The link answered the current try. */
+  onReply(buf: Buffer, start: number, end: number, type: number): void {
+    this.replyBuf = buf;
+    this.replyStart = start;
+    this.replyEnd = end;
+    this.tryHandler!.onResult(this, type);
+  }
+
+  /** The current try failed on its link. */
+  onError(err: ProxyError): void {
+    this.tryHandler!.onFailure(this, err);
+  }
+
+  /** The policies let the reply through. */
+  onResult(_ex: Exchange, type: number): void {
+    const buf = this.replyBuf;
+    this.replyBuf = EMPTY;
+    this.sink!.onReply(buf, this.replyStart, this.replyEnd, type);
   }
 
   onFailure(_ex: Exchange, err: ProxyError): void {
@@ -1560,23 +1579,9 @@ const REDIS_ATTRIBUTES: AttributeSource = {
 };
 
 /** The around-policies' terminal: one try of a RedisExchange (a module function, so the chain composes it once). */
-function redisTerminal(ex: Exchange, h: ResultHandler<Buffer>): void {
+function redisTerminal(ex: Exchange, h: ResultHandler<number>): void {
   const px = ex as RedisExchange;
   px.session.sendTry(px, h);
-}
-
-/** The link's reply for one try, handed to the policy handler of that try. */
-class TrySink implements ReplySink {
-  constructor(
-    private readonly ex: RedisExchange,
-    private readonly h: ResultHandler<Buffer>,
-  ) {}
-  onReply(buf: Buffer, start: number, end: number): void {
-    this.h.onResult(this.ex, buf.subarray(start, end));
-  }
-  onError(err: ProxyError): void {
-    this.h.onFailure(this.ex, err);
-  }
 }
 
 const WRONGPASS = 'WRONGPASS invalid username-password pair or user is disabled.';

@@ -60,14 +60,20 @@ export interface LinkOptions {
   onSetupError?: (link: RedisLink, text: string) => void;
 }
 
-const pendingFlush = new Set<RedisLink>();
+/** Links written to in this event-loop turn; each is listed once (its `queued` flag), so no hashing per request. */
+let pendingFlush: RedisLink[] = [];
 let flushScheduled = false;
 
 /** One flush for every link written to in this event-loop turn. */
 function flushAll(): void {
   flushScheduled = false;
-  for (const l of pendingFlush) l.flush();
-  pendingFlush.clear();
+  const list = pendingFlush;
+  pendingFlush = [];
+  for (let i = 0; i < list.length; i++) {
+    const l = list[i]!;
+    l.queued = false;
+    l.flush();
+  }
 }
 
 export class RedisLink {
@@ -77,6 +83,8 @@ export class RedisLink {
   private readonly decoder: RespReplyDecoder;
   private connected = false;
   private dead = false;
+  /** Listed in pendingFlush for this turn. */
+  queued = false;
   /** Handshake replies still to swallow. */
   private handshakeLeft: number;
   /** Requests written and not answered yet (for least-loaded choices and barriers). */
@@ -150,7 +158,9 @@ export class RedisLink {
   }
 
   private schedule(): void {
-    pendingFlush.add(this);
+    if (this.queued) return;
+    this.queued = true;
+    pendingFlush.push(this);
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flushAll);
@@ -190,7 +200,7 @@ export class RedisLink {
   fail(err: ProxyError): void {
     if (this.dead) return;
     this.dead = true;
-    pendingFlush.delete(this);
+    // A dead link may stay listed until the turn's flush, which does nothing for it.
     this.decoder.destroy();
     this.endpoint.cxActive--;
     this.cluster.cxActive--;

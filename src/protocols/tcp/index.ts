@@ -32,7 +32,7 @@ class TcpHandler implements ConnectionHandler {
     this.needsDestination = ctx.listener.routes.some((r) => 'destination' in r.attributes);
     this.invoke = ctx.chain.compose<UpstreamConnection>((ex) => {
       if (ex.cluster === null) return Promise.reject(new ProxyError(ErrorCode.NoRoute, 'no cluster chosen', { source: 'internal' }));
-      return connectCluster(ex.cluster, ex.deadline, (ex as TcpExchange).down.onread, ex);
+      return connectCluster(ex.cluster, ex.deadline, (ex as TcpExchange).down.onread);
     });
   }
 
