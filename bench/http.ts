@@ -11,11 +11,13 @@
  * alive and add X-Forwarded-For and Via, so they do comparable work per
  * request. Each proxy is its own process, started for its path and stopped
  * after it; wrk runs one thread with --connections keep-alive connections.
+ * --baseline-cli runs another Portway build the same way (path `baseline`),
+ * so a change is measured against what it replaced in the same run.
  */
 import { createServer } from 'node:http';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   benchMain,
   Children,
@@ -45,8 +47,8 @@ import {
 const HOST = '127.0.0.1';
 const BODY = 'hello from the origin\n';
 
-export type PathName = 'direct' | 'haproxy' | 'portway';
-const ALL_PATHS: PathName[] = ['direct', 'haproxy', 'portway'];
+export type PathName = 'direct' | 'haproxy' | 'portway' | 'baseline';
+const ALL_PATHS: PathName[] = ['direct', 'haproxy', 'portway', 'baseline'];
 
 export interface Options {
   seconds: number;
@@ -55,6 +57,8 @@ export interface Options {
   origin: 'haproxy' | 'node';
   paths: PathName[];
   json: string | null;
+  /** --baseline-cli: another build's dist/src/cli.js, run as path `baseline` (before/after in one run). */
+  baselineCli: string | null;
 }
 
 export interface WrkResult {
@@ -209,7 +213,10 @@ interface RunningPath {
   finish(): Promise<void>;
 }
 
-async function startPath(path: PathName, ctx: { children: Children; tmp: string; originPort: number; haproxyBin: string; connections: number }): Promise<RunningPath> {
+async function startPath(
+  path: PathName,
+  ctx: { children: Children; tmp: string; originPort: number; haproxyBin: string; connections: number; baselineCli: string | null },
+): Promise<RunningPath> {
   const { children, tmp, originPort } = ctx;
   if (path === 'direct') return { label: 'direct', port: originPort, proxy: null, notes: {}, finish: async () => {} };
   const port = await freePort();
@@ -223,11 +230,12 @@ async function startPath(path: PathName, ctx: { children: Children; tmp: string;
   const admin = await freePort();
   const file = join(tmp, 'portway.yaml');
   writeFileSync(file, portwayConfig(admin, port, originPort, ctx.connections));
-  const proxy = children.spawn('portway', process.execPath, [PORTWAY_CLI, 'run', '-c', file], { cwd: REPO });
+  const cli = path === 'baseline' ? ctx.baselineCli! : PORTWAY_CLI;
+  const proxy = children.spawn(path, process.execPath, [cli, 'run', '-c', file], { cwd: REPO });
   await stopOnError(proxy, waitForHttp200(`http://${HOST}:${admin}/ready`, 15_000, proxy));
   const notes: Record<string, unknown> = {};
   return {
-    label: 'portway',
+    label: path === 'baseline' ? 'portway(base)' : 'portway',
     port,
     proxy,
     notes,
@@ -249,12 +257,17 @@ const HELP = `node dist/bench/http.js [options]   (or: npm run bench)
   --seconds N           length of each measured wrk run (default 8; env BENCH_HTTP_SECONDS)
   --connections N       wrk keep-alive connections (default 50)
   --origin KIND         haproxy (default: HAProxy's http-request return) or node (a node:http server)
-  --paths LIST          comma-separated subset of ${ALL_PATHS.join(',')}
+  --paths LIST          comma-separated subset of ${ALL_PATHS.join(',')} (default: all but baseline)
+  --baseline-cli FILE   also run another Portway build (its dist/src/cli.js) as path baseline, for before/after in one run
   --json FILE           also write the results as JSON
 `;
 
 function parseOptions(argv: string[]): Options | null {
-  const parsed = parseBenchArgs(argv, { seconds: { type: 'string' }, connections: { type: 'string' }, origin: { type: 'string' }, paths: { type: 'string' } }, HELP);
+  const parsed = parseBenchArgs(
+    argv,
+    { seconds: { type: 'string' }, connections: { type: 'string' }, origin: { type: 'string' }, paths: { type: 'string' }, 'baseline-cli': { type: 'string' } },
+    HELP,
+  );
   if (!parsed) return null;
   const { values, quick } = parsed;
   const num = (raw: string | undefined, name: string, dflt: number, min: number): number => {
@@ -265,8 +278,11 @@ function parseOptions(argv: string[]): Options | null {
   };
   const origin = values.origin ?? 'haproxy';
   if (origin !== 'haproxy' && origin !== 'node') throw new Error(`--origin: haproxy or node, got '${origin}'`);
-  const paths = (values.paths ?? ALL_PATHS.join(',')).split(',').map((p) => p.trim()) as PathName[];
+  const baselineCli = values['baseline-cli'] ?? null;
+  const dflt = baselineCli !== null ? ALL_PATHS : ALL_PATHS.filter((p) => p !== 'baseline');
+  const paths = (values.paths ?? dflt.join(',')).split(',').map((p) => p.trim()) as PathName[];
   for (const p of paths) if (!ALL_PATHS.includes(p)) throw new Error(`--paths: unknown path '${p}' (known: ${ALL_PATHS.join(', ')})`);
+  if (paths.includes('baseline') && baselineCli === null) throw new Error('--paths baseline needs --baseline-cli FILE');
   return {
     seconds: Math.max(1, Math.round(num(values.seconds ?? process.env['BENCH_HTTP_SECONDS'], '--seconds', quick ? 2 : 8, 1))),
     warmupSeconds: 1,
@@ -274,6 +290,7 @@ function parseOptions(argv: string[]): Options | null {
     origin,
     paths,
     json: values.json ?? null,
+    baselineCli: baselineCli !== null ? resolve(baselineCli) : null,
   };
 }
 
@@ -299,7 +316,7 @@ export async function runHttpBench(opts: Options): Promise<HttpBenchResult> {
     for (const path of opts.paths) {
       say(`bench: ${path}`);
       try {
-        const running = await startWithRetries(path, () => startPath(path, { children, tmp, originPort, haproxyBin, connections: opts.connections }));
+        const running = await startWithRetries(path, () => startPath(path, { children, tmp, originPort, haproxyBin, connections: opts.connections, baselineCli: opts.baselineCli }));
         const result: PathResult = { label: running.label, notes: running.notes };
         try {
           const pids = { origin: origin.pid, proxy: running.proxy?.pid ?? null };
@@ -329,9 +346,11 @@ export function report(r: HttpBenchResult): string {
   const pw = r.paths.portway;
   const ha = r.paths.haproxy;
   const dir = r.paths.direct;
+  const base = r.paths.baseline;
   const ratioCols: Array<[string, PathResult | undefined]> = [];
   if (pw && ha) ratioCols.push([`portway/${ha.label}`, ha]);
   if (pw && dir) ratioCols.push(['portway/direct', dir]);
+  if (pw && base) ratioCols.push([`portway/${base.label}`, base]);
   const metrics: Array<[string, (p: PathResult) => number | undefined]> = [
     [`requests/s (wrk, ${r.options.connections} keep-alive connections)`, (p) => p.run?.requestsPerSec],
     ['  latency p50 ms', (p) => p.run?.p50Ms],
@@ -350,6 +369,7 @@ export function report(r: HttpBenchResult): string {
     const x = pw.run.requestsPerSec / ha.run.requestsPerSec;
     lines.push('', `Goal (issue): Portway >= 0.6x ${ha.label} requests/s: ${x.toFixed(2)}x ${x >= 0.6 ? 'met' : 'NOT met'}`);
   }
+  if (base?.run && ha?.run) lines.push(`(${base.label}: ${(base.run.requestsPerSec / ha.run.requestsPerSec).toFixed(2)}x ${ha.label} in the same run)`);
   for (const p of paths) {
     if (p.error) lines.push('', `${p.label} FAILED: ${p.error}`);
     if (p.run?.errorText) lines.push(`${p.label}: wrk counted ${p.run.errorText}`);

@@ -15,17 +15,23 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Pool } from 'undici';
 import * as xmlrpc from 'xmlrpc';
-import { benchMain, Children, fmt, freePort, machineLine, parseBenchArgs, percentile, PORTWAY_CLI, ratio, runAsMain, say, sleep, table, waitForHttp200, waitForPort } from './lib';
+import { benchMain, Children, fmt, freePort, machineLine, parseBenchArgs, percentile, PORTWAY_CLI, processCpuSeconds, ratio, runAsMain, say, sleep, table, waitForHttp200, waitForPort } from './lib';
 
 const HELP = `bench/xmlrpc: XML-RPC passthrough and XML-RPC -> JSON translation through Portway, beside direct calls.
 
-  node dist/bench/xmlrpc.js [--connections N] [--seconds S] [--quick] [--json FILE]
+  node dist/bench/xmlrpc.js [--connections N] [--seconds S] [--paths P,..] [--portway CLI] [--quick] [--json FILE]
 
   --connections N   concurrent keep-alive connections of the generator (default 32)
   --seconds S       measured seconds per path (default 10; --quick: 2)
+  --paths P,..      the paths to run (default all: xmlrpc-direct,xmlrpc-passthrough,json-direct,xmlrpc-to-json)
+  --portway CLI     the Portway cli.js to run (default: the one of this build; to compare two builds)
+
+The 'pw cpu us' column is the CPU time (user + system, from /proc) the
+Portway process used per call while the path was measured: on a shared
+machine it moves much less than calls/s does.
 `;
 
 const PATHS = ['xmlrpc-direct', 'xmlrpc-passthrough', 'json-direct', 'xmlrpc-to-json'] as const;
@@ -37,6 +43,8 @@ interface PathResult {
   callsPerSec: number;
   p50Ms: number;
   p99Ms: number;
+  /** CPU µs of the Portway process per call over the measured seconds (NaN on the direct paths). */
+  portwayCpuUsPerCall: number;
   error?: string;
 }
 
@@ -51,6 +59,8 @@ interface Opts {
   connections: number;
   seconds: number;
   json: string | null;
+  paths: PathName[];
+  portway: string;
 }
 
 const PAYLOAD = { id: 12345, name: 'invoice <42> & co', amount: 1250.75, when: new Date(Date.UTC(2024, 4, 1, 12, 0, 0)), tags: ['a', 'b', 'c'] };
@@ -82,7 +92,7 @@ async function upstream(xmlPort: number, jsonPort: number): Promise<void> {
 }
 
 /** N workers, each one call at a time over its own keep-alive connection, for `seconds` after a warm-up. */
-async function load(origin: string, path: string, body: string, contentType: string, check: (text: string) => boolean, connections: number, seconds: number): Promise<PathResult> {
+async function load(origin: string, path: string, body: string, contentType: string, check: (text: string) => boolean, connections: number, seconds: number, proxyPid: number | null): Promise<PathResult> {
   const pool = new Pool(origin, { connections, pipelining: 1, keepAliveTimeout: 60_000 });
   const lat: number[] = [];
   let errors = 0;
@@ -105,15 +115,18 @@ async function load(origin: string, path: string, body: string, contentType: str
   const workers = Array.from({ length: connections }, worker);
   await sleep(Math.min(1000, seconds * 250));
   measuring = true;
+  const cpu0 = proxyPid !== null ? processCpuSeconds(proxyPid) : NaN;
   const start = performance.now();
   await sleep(seconds * 1000);
   measuring = false;
   const elapsed = (performance.now() - start) / 1000;
+  const cpu = proxyPid !== null ? processCpuSeconds(proxyPid) - cpu0 : NaN;
+  const calls = lat.length;
   stop = true;
   await Promise.all(workers);
   await pool.close();
   lat.sort((a, b) => a - b);
-  return { calls: lat.length, errors, callsPerSec: lat.length / elapsed, p50Ms: percentile(lat, 0.5), p99Ms: percentile(lat, 0.99) };
+  return { calls, errors, callsPerSec: calls / elapsed, p50Ms: percentile(lat, 0.5), p99Ms: percentile(lat, 0.99), portwayCpuUsPerCall: calls > 0 ? (cpu * 1e6) / calls : NaN };
 }
 
 async function run(o: Opts): Promise<Result> {
@@ -143,23 +156,23 @@ clusters:
   - { name: json, endpoints: ["127.0.0.1:${jsonPort}"], limits: { max_connections_per_endpoint: ${o.connections} } }
 `,
     );
-    const pw = children.spawn('portway', process.execPath, [PORTWAY_CLI, 'run', '-c', cfg]);
+    const pw = children.spawn('portway', process.execPath, [o.portway, 'run', '-c', cfg]);
     await waitForHttp200(`http://127.0.0.1:${adminPort}/ready`, 15_000, pw);
     await waitForPort(pwPort, 5000, pw);
     const isResponse = (t: string) => t.includes('<methodResponse>') && !t.includes('<fault>');
     const isJson = (t: string) => t.startsWith('{"id":12345');
     const plan: Record<PathName, () => Promise<PathResult>> = {
-      'xmlrpc-direct': () => load(`http://127.0.0.1:${xmlPort}`, '/RPC2', xmlCall('bench.echo'), 'text/xml', isResponse, o.connections, o.seconds),
-      'xmlrpc-passthrough': () => load(`http://127.0.0.1:${pwPort}`, '/RPC2', xmlCall('bench.echo'), 'text/xml', isResponse, o.connections, o.seconds),
-      'json-direct': () => load(`http://127.0.0.1:${jsonPort}`, '/json.bench/echo', JSON.stringify([PAYLOAD]), 'application/json', isJson, o.connections, o.seconds),
-      'xmlrpc-to-json': () => load(`http://127.0.0.1:${pwPort}`, '/RPC2', xmlCall('json.bench.echo'), 'text/xml', isResponse, o.connections, o.seconds),
+      'xmlrpc-direct': () => load(`http://127.0.0.1:${xmlPort}`, '/RPC2', xmlCall('bench.echo'), 'text/xml', isResponse, o.connections, o.seconds, null),
+      'xmlrpc-passthrough': () => load(`http://127.0.0.1:${pwPort}`, '/RPC2', xmlCall('bench.echo'), 'text/xml', isResponse, o.connections, o.seconds, pw.pid),
+      'json-direct': () => load(`http://127.0.0.1:${jsonPort}`, '/json.bench/echo', JSON.stringify([PAYLOAD]), 'application/json', isJson, o.connections, o.seconds, null),
+      'xmlrpc-to-json': () => load(`http://127.0.0.1:${pwPort}`, '/RPC2', xmlCall('json.bench.echo'), 'text/xml', isResponse, o.connections, o.seconds, pw.pid),
     };
-    for (const p of PATHS) {
+    for (const p of o.paths) {
       say(`bench: ${p} (${o.connections} connections, ${o.seconds} s)`);
       try {
         result.paths[p] = await plan[p]();
       } catch (e) {
-        result.paths[p] = { calls: 0, errors: 0, callsPerSec: 0, p50Ms: 0, p99Ms: 0, error: (e as Error).message };
+        result.paths[p] = { calls: 0, errors: 0, callsPerSec: 0, p50Ms: 0, p99Ms: 0, portwayCpuUsPerCall: NaN, error: (e as Error).message };
       }
     }
   } finally {
@@ -172,16 +185,17 @@ clusters:
 function report(r: Result): string {
   const row = (p: PathName, base: PathName | null): string[] => {
     const x = r.paths[p];
-    if (x === undefined) return [p, '-', '-', '-', '-', '-'];
-    if (x.error !== undefined) return [p, `error: ${x.error}`, '', '', '', ''];
+    if (x === undefined) return [p, '-', '-', '-', '-', '-', '-'];
+    if (x.error !== undefined) return [p, `error: ${x.error}`, '', '', '', '', ''];
     const b = base !== null ? r.paths[base] : undefined;
-    return [p, fmt(x.callsPerSec, 0), fmt(x.p50Ms), fmt(x.p99Ms), String(x.errors), b !== undefined && base !== null ? `${ratio(x.callsPerSec, b.callsPerSec)} of ${base}` : 'baseline'];
+    const cpu = Number.isFinite(x.portwayCpuUsPerCall) ? fmt(x.portwayCpuUsPerCall) : '-';
+    return [p, fmt(x.callsPerSec), fmt(x.p50Ms), fmt(x.p99Ms), cpu, String(x.errors), b !== undefined && base !== null ? `${ratio(x.callsPerSec, b.callsPerSec)} of ${base}` : 'baseline'];
   };
   return [
     `XML-RPC through Portway (${r.connections} connections, ${r.seconds} s per path)`,
     r.machine,
     table(
-      ['path', 'calls/s', 'p50 ms', 'p99 ms', 'errors', 'vs'],
+      ['path', 'calls/s', 'p50 ms', 'p99 ms', 'pw cpu us', 'errors', 'vs'],
       [row('xmlrpc-direct', null), row('xmlrpc-passthrough', 'xmlrpc-direct'), row('json-direct', null), row('xmlrpc-to-json', 'json-direct')],
     ),
   ].join('\n');
@@ -195,12 +209,14 @@ async function main(argv: string[]): Promise<number> {
   return benchMain<Opts, Result>(argv, {
     help: HELP,
     parse(a) {
-      const p = parseBenchArgs(a, { connections: { type: 'string' }, seconds: { type: 'string' } }, HELP);
+      const p = parseBenchArgs(a, { connections: { type: 'string' }, seconds: { type: 'string' }, paths: { type: 'string' }, portway: { type: 'string' } }, HELP);
       if (p === null) return null;
       const connections = Number(p.values.connections ?? 32);
       const seconds = Number(p.values.seconds ?? (p.quick ? 2 : 10));
       if (!(connections >= 1) || !(seconds > 0)) throw new Error('--connections and --seconds must be positive numbers');
-      return { connections, seconds, json: p.values.json ?? null };
+      const paths = (p.values.paths ?? PATHS.join(',')).split(',').map((s) => s.trim()) as PathName[];
+      for (const x of paths) if (!PATHS.includes(x)) throw new Error(`unknown path '${x}' (expected ${PATHS.join(', ')})`);
+      return { connections, seconds, json: p.values.json ?? null, paths, portway: p.values.portway !== undefined ? resolve(p.values.portway) : PORTWAY_CLI };
     },
     run,
     report,

@@ -152,7 +152,7 @@ async function run(file: string, levelOverride: string | undefined): Promise<num
     return 1;
   }
   if (successor) {
-    log.info({ pid: process.pid }, 'handoff: took over the listening sockets');
+    log.info('handoff: took over the listening sockets');
     announceReady();
   }
   return new Promise<number>((done) => {
@@ -181,7 +181,10 @@ async function run(file: string, levelOverride: string | undefined): Promise<num
       log.info('SIGHUP: reloading');
       void proxy.reload();
     });
-    if (worker) serveWorker(proxy, log, () => stop('primary'));
+    // A worker asked to stop by the primary (or left by it) while it already drains for a signal just goes on draining.
+    if (worker) serveWorker(proxy, log, () => {
+      if (!stopping) stop('primary');
+    });
     let handingOff = false;
     process.on('SIGUSR2', () => {
       if (worker || stopping || handingOff) return;
@@ -190,7 +193,9 @@ async function run(file: string, levelOverride: string | undefined): Promise<num
       startSuccessor(() => proxy.handoffSource(), log).then(
         (pid) => {
           log.info({ successor_pid: pid }, 'handoff complete: the successor serves; draining');
-          void proxy.closeAdmin().then(() => stop('handoff'));
+          void proxy.closeAdmin().then(() => {
+            if (!stopping) stop('handoff');
+          });
         },
         (e: Error) => {
           handingOff = false;

@@ -2,6 +2,24 @@ import type { ProxyError } from './errors';
 import type { Cluster } from './routing/cluster';
 import type { Endpoint } from './routing/endpoint';
 import { turnNow } from './util/turn-clock';
+import type { TimerTask, TimerWheel } from './util/timer-wheel';
+
+/**
+ * The timer that fails an exchange when its deadline passes (a timeout
+ * filter's race, a retry's per-try race), while that race runs. An inner
+ * policy that must act at the same instant (a circuit breaker counting an
+ * unanswered call as a failure) attaches its task here instead of putting a
+ * second entry on the wheel: attached tasks fire, the last attached first,
+ * just before the watch fails the exchange.
+ */
+export interface DeadlineWatch {
+  /** The deadline it fires at (performance.now() clock). */
+  readonly at: number;
+  readonly wheel: TimerWheel;
+  /** True once it fired or its call ended: attach nothing any more. */
+  readonly settled: boolean;
+  attach(task: TimerTask): void;
+}
 
 /**
  * Computes request attributes on demand, so a protocol does not pay for
@@ -37,6 +55,8 @@ export class Exchange {
   endpointCluster: Cluster | null = null;
   /** Absolute deadline on the performance.now() clock; 0 means none. */
   deadline = 0;
+  /** The race that fails the exchange at `deadline`, while one is running (see DeadlineWatch); null: none. */
+  deadlineWatch: DeadlineWatch | null = null;
   /**
    * True when sending the request again cannot change anything the first try
    * did (a read, or nothing was sent yet). Set by the protocol session; retry

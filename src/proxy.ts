@@ -91,7 +91,7 @@ export class Proxy {
       try {
         const ia = p.inherited?.admin;
         if (ia && ia.host === config.admin.host && ia.port === config.admin.port) {
-          await p.admin.listenOn(ia.server);
+          await adoptInherited(p.admin.netServer, ia);
           p.inherited!.admin = null;
         } else await p.admin.listen(config.admin.host, config.admin.port);
       } catch (err) {

@@ -63,13 +63,24 @@ export class OutcomeWindow {
     this.width = windowMs / WINDOW_BUCKETS;
   }
 
+  /** The bucket record() used last and the time span it covers: requests of one turn (one turn clock) skip the arithmetic. */
+  private curIndex = -1;
+  private curFrom = 0;
+  private curTo = 0;
+
   record(now: number, failed: boolean): void {
-    const k = Math.floor(now / this.width);
-    const i = ((k % WINDOW_BUCKETS) + WINDOW_BUCKETS) % WINDOW_BUCKETS;
-    if (this.keys[i] !== k) {
-      this.keys[i] = k;
-      this.totals[i] = 0;
-      this.fails[i] = 0;
+    let i = this.curIndex;
+    if (i < 0 || now < this.curFrom || now >= this.curTo) {
+      const k = Math.floor(now / this.width);
+      i = ((k % WINDOW_BUCKETS) + WINDOW_BUCKETS) % WINDOW_BUCKETS;
+      if (this.keys[i] !== k) {
+        this.keys[i] = k;
+        this.totals[i] = 0;
+        this.fails[i] = 0;
+      }
+      this.curIndex = i;
+      this.curFrom = k * this.width;
+      this.curTo = (k + 1) * this.width;
     }
     this.totals[i]!++;
     if (failed) this.fails[i]!++;
@@ -95,6 +106,7 @@ export class OutcomeWindow {
   }
 
   reset(): void {
+    this.curIndex = -1;
     this.keys.fill(Number.NEGATIVE_INFINITY);
     this.totals.fill(0);
     this.fails.fill(0);
@@ -149,6 +161,8 @@ export class BreakerMachine {
 
   /** A ticket (>= 0) when the request may go, REJECTED otherwise. */
   acquire(): number {
+    // Closed changes only on a release: no clock read needed.
+    if (this.state === CLOSED) return this.epoch * 2;
     const now = this.clock();
     const state = this.refresh(now);
     if (state === CLOSED) return this.epoch * 2;
@@ -164,9 +178,9 @@ export class BreakerMachine {
     if (ticket < 0) return;
     const epoch = Math.floor(ticket / 2);
     if (epoch !== this.epoch) return;
-    const now = this.clock();
     if (this.state === CLOSED) {
       if (outcome === NEUTRAL) return;
+      const now = this.clock();
       const failed = outcome === FAILURE;
       this.window.record(now, failed);
       if (!failed) {
@@ -185,6 +199,7 @@ export class BreakerMachine {
       }
       return;
     }
+    const now = this.clock();
     if (this.state === HALF_OPEN && ticket % 2 === 1) {
       if (outcome === NEUTRAL) {
         this.probesAdmitted--;

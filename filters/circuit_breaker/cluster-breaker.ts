@@ -212,7 +212,10 @@ export class ClusterBreaker {
         call.onTimer();
         return;
       }
-      this.wheel.schedule(call, deadline);
+      // An outer race (a timeout filter, a retry try) fails the exchange at this very deadline: ride on its wheel entry.
+      const w = ex.deadlineWatch;
+      if (w !== null && w.at === deadline && w.wheel === this.wheel && !w.settled) w.attach(call);
+      else this.wheel.schedule(call, deadline);
     }
     try {
       next(ex, call);

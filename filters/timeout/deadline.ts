@@ -8,7 +8,7 @@
  * UpstreamConnection) is closed and its slot given back, so an abandoned
  * connect cannot leak a socket or a place under max_connections.
  */
-import type { Exchange } from '../../src/exchange';
+import type { DeadlineWatch, Exchange } from '../../src/exchange';
 import type { ProxyError } from '../../src/errors';
 import type { Dispatch, ResultHandler } from '../../src/filter';
 import { sharedTimerWheel, TimerTask, type TimerWheel } from '../../src/util/timer-wheel';
@@ -102,24 +102,49 @@ export function callNext<R>(next: (ex: Exchange) => Promise<R>, ex: Exchange): P
  * first of the three (result, failure, deadline) wins; a late result is
  * discarded (discardLate), a late failure ignored. A deadline that wins
  * counts as an error of the try's endpoint (outlier detection).
+ *
+ * While the inner call starts it is the exchange's DeadlineWatch: an inner
+ * policy with a task due at the same deadline (a circuit breaker) attaches
+ * it here, and it fires (the last attached first) just before this race
+ * fails the exchange, so one request keeps one wheel entry.
  */
-export class DeadlineCall<R> extends TimerTask implements ResultHandler<R> {
+export class DeadlineCall<R> extends TimerTask implements ResultHandler<R>, DeadlineWatch {
   settled = false;
+  /** The first attached task, and any further ones. */
+  private dep: TimerTask | null = null;
+  private deps: TimerTask[] | null = null;
 
   constructor(
     readonly ex: Exchange,
     private readonly outer: ResultHandler<R>,
     private readonly expired: ExpiryError,
-    private readonly wheel: TimerWheel,
+    readonly wheel: TimerWheel,
+    readonly at: number,
   ) {
     super();
   }
 
-  onTimer(): void {
+  attach(task: TimerTask): void {
+    if (this.dep === null) this.dep = task;
+    else (this.deps ??= []).push(task);
+  }
+
+  onTimer(now: number): void {
     if (this.settled) return;
     this.settled = true;
+    if (this.dep !== null) this.fireAttached(now);
     this.ex.reportTimeout();
     this.outer.onFailure(this.ex, this.expired(this.ex));
+  }
+
+  /** Innermost first: an inner policy settles (and passes its failure up to this race, which ignores it) before this race fails outward. */
+  private fireAttached(now: number): void {
+    const deps = this.deps;
+    const first = this.dep!;
+    this.dep = null;
+    this.deps = null;
+    if (deps !== null) for (let i = deps.length - 1; i >= 0; i--) fireQuietly(deps[i]!, now);
+    fireQuietly(first, now);
   }
 
   onResult(ex: Exchange, v: R): void {
@@ -128,6 +153,8 @@ export class DeadlineCall<R> extends TimerTask implements ResultHandler<R> {
       return;
     }
     this.settled = true;
+    this.dep = null;
+    this.deps = null;
     this.wheel.cancel(this);
     this.outer.onResult(ex, v);
   }
@@ -135,8 +162,18 @@ export class DeadlineCall<R> extends TimerTask implements ResultHandler<R> {
   onFailure(ex: Exchange, e: ProxyError): void {
     if (this.settled) return;
     this.settled = true;
+    this.dep = null;
+    this.deps = null;
     this.wheel.cancel(this);
     this.outer.onFailure(ex, e);
+  }
+}
+
+function fireQuietly(t: TimerTask, now: number): void {
+  try {
+    t.onTimer(now);
+  } catch {
+    // One task's failure must not keep the race from failing the exchange.
   }
 }
 
@@ -151,7 +188,10 @@ export function raceDispatch<R>(next: Dispatch<R>, ex: Exchange, h: ResultHandle
     next(ex, h);
     return;
   }
-  const race = new DeadlineCall<R>(ex, h, expired, wheel);
+  const race = new DeadlineCall<R>(ex, h, expired, wheel, deadline);
   wheel.schedule(race, deadline);
+  const prev = ex.deadlineWatch;
+  ex.deadlineWatch = race;
   next(ex, race);
+  ex.deadlineWatch = prev;
 }

@@ -52,17 +52,6 @@ export class AdminServer {
     });
   }
 
-  /** Listens on a socket inherited from a predecessor process (zero-downtime restart). */
-  listenOn(handle: import('node:net').Server): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(handle, () => {
-        this.server.removeListener('error', reject);
-        resolve();
-      });
-    });
-  }
-
   /** The listening server (its socket is handed to a successor on a zero-downtime restart). */
   get netServer(): import('node:net').Server {
     return this.server;

@@ -35,7 +35,7 @@ export interface InheritedListener {
 /** What a successor received from its predecessor. */
 export interface InheritedSockets {
   listeners: Map<string, InheritedListener>;
-  admin: { host: string; port: number; server: Server } | null;
+  admin: { host: string; port: number; server: Server; early: Socket[] } | null;
 }
 
 /** The sockets the running proxy hands over. */
@@ -73,7 +73,9 @@ export function receiveSockets(timeoutMs = HANDOFF_TIMEOUT_MS): Promise<Inherite
         handle.on('connection', (s: Socket) => early.push(s));
         got.listeners.set(m.name, { name: m.name, host: m.host, port: m.port, server: handle, early });
       } else if (m.t === 'portway:admin' && isServer(handle)) {
-        got.admin = { host: m.host, port: m.port, server: handle };
+        const early: Socket[] = [];
+        handle.on('connection', (s: Socket) => early.push(s));
+        got.admin = { host: m.host, port: m.port, server: handle, early };
       } else if (m.t === 'portway:end') {
         finish(null);
       }

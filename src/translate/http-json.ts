@@ -46,6 +46,8 @@ export class HttpJsonUpstream<E extends RpcEndpoint = RpcEndpoint> implements Rp
   private readonly paths: ReadonlyMap<string, string>;
   private readonly mapping: JsonMapping;
   private readonly headers: Record<string, string>;
+  /** Paths already worked out, by service and method (bounded: method names come from clients). */
+  private readonly pathCache = new Map<string, string>();
 
   constructor(target: EndpointPicker<E>, options: HttpJsonOptions = {}) {
     this.pools = new HttpPools(target, { ...DEFAULT_HTTP_POOL, ...options.pool });
@@ -58,6 +60,17 @@ export class HttpJsonUpstream<E extends RpcEndpoint = RpcEndpoint> implements Rp
 
   /** The path a call goes to. */
   pathOf(service: string, method: string): string {
+    const key = `${service}\n${method}`;
+    let p = this.pathCache.get(key);
+    if (p === undefined) {
+      p = this.pathFor(service, method);
+      if (this.pathCache.size >= PATH_CACHE_SIZE) this.pathCache.clear();
+      this.pathCache.set(key, p);
+    }
+    return p;
+  }
+
+  private pathFor(service: string, method: string): string {
     const full = service === '' ? method : `${service}.${method}`;
     const mapped = this.paths.get(full);
     if (mapped !== undefined) return mapped;
@@ -92,6 +105,8 @@ export class HttpJsonUpstream<E extends RpcEndpoint = RpcEndpoint> implements Rp
     return this.pools.close();
   }
 }
+
+const PATH_CACHE_SIZE = 1024;
 
 function isStruct(v: RpcValue): v is { [key: string]: RpcValue } {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !(v instanceof Date);

@@ -54,38 +54,81 @@ function bareReplacer(this: Record<string, unknown>, key: string, v: unknown): u
 
 /** JSON text of a value (Date becomes its ISO string through Date#toJSON). */
 export function stringifyRpcValue(v: unknown, m: JsonMapping = DEFAULT_JSON_MAPPING): string {
+  // The replacer (called for every key, slow) is needed only for bigints and bytes.
+  if (!needsReplacer(v, 0)) return JSON.stringify(v) ?? 'null';
   return JSON.stringify(v, m.bytes === 'tagged' ? taggedReplacer : bareReplacer) ?? 'null';
 }
 
-function reviver(reviveDates: boolean): (this: unknown, key: string, v: unknown) => unknown {
-  return function (_key, v) {
-    if (typeof v === 'string') {
-      if (reviveDates && v.length >= 20 && v.length <= 35 && ISO_DATE_TIME.test(v)) {
-        const d = new Date(v);
-        if (!Number.isNaN(d.getTime())) return d;
+/** True when v holds a bigint or a byte array (Buffer, any typed array) anywhere, or nests too deep to look. */
+function needsReplacer(v: unknown, depth: number): boolean {
+  switch (typeof v) {
+    case 'bigint':
+      return true;
+    case 'object': {
+      if (v === null || v instanceof Date) return false;
+      if (depth > 64 || ArrayBuffer.isView(v)) return true;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) if (needsReplacer(v[i], depth + 1)) return true;
+        return false;
       }
-      return v;
-    }
-    if (v !== null && typeof v === 'object' && !Array.isArray(v)) {
       const o = v as Record<string, unknown>;
-      const b = o[TAGGED_BYTES];
-      if (typeof b === 'string') {
-        let n = 0;
-        for (const _ in o) n++;
-        if (n === 1) return Buffer.from(b, 'base64');
+      for (const k in o) if (needsReplacer(o[k], depth + 1)) return true;
+      return false;
+    }
+    default:
+      return false;
+  }
+}
+
+/**
+ * The value that replaces v in the parsed tree (v itself when nothing does):
+ * a date-time string becomes a Date, an object whose one key is $base64 a
+ * Buffer. Children first, as a JSON.parse reviver would (bottom-up); this walk
+ * is several times faster than a reviver, which V8 calls for every key.
+ */
+function revive(v: unknown, dates: boolean): unknown {
+  if (typeof v === 'string') {
+    if (dates && v.length >= 20 && v.length <= 35 && ISO_DATE_TIME.test(v)) {
+      const d = new Date(v);
+      if (!Number.isNaN(d.getTime())) return d;
+    }
+    return v;
+  }
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const e = v[i] as unknown;
+      if (typeof e === 'object' || typeof e === 'string') {
+        const r = revive(e, dates);
+        if (r !== e) v[i] = r;
       }
     }
     return v;
-  };
+  }
+  const o = v as Record<string, unknown>;
+  let n = 0;
+  for (const k in o) {
+    n++;
+    const e = o[k];
+    if (typeof e === 'object' || typeof e === 'string') {
+      const r = revive(e, dates);
+      // A key named __proto__ is JSON.parse's own data property: replace it as data too.
+      if (r !== e) Object.defineProperty(o, k, { value: r, enumerable: true, writable: true, configurable: true });
+    }
+  }
+  if (n === 1) {
+    const b = o[TAGGED_BYTES];
+    if (typeof b === 'string') return Buffer.from(b, 'base64');
+  }
+  return o;
 }
 
-const REVIVE_DATES = reviver(true);
-const KEEP_DATES = reviver(false);
 const MAYBE_DATE = /"\d{4}-\d{2}-\d{2}T/;
 
-/** Parses a JSON reply into RpcValue. Runs the (slower) reviver only when the text can hold a tagged Buffer or a date. */
+/** Parses a JSON reply into RpcValue. Walks the result (revive) only when the text can hold a tagged Buffer or a date. */
 export function parseRpcValue(text: string, m: JsonMapping = DEFAULT_JSON_MAPPING): RpcValue {
   const dates = m.reviveDates && MAYBE_DATE.test(text);
-  if (!dates && !text.includes(`"${TAGGED_BYTES}"`)) return JSON.parse(text) as RpcValue;
-  return JSON.parse(text, dates ? REVIVE_DATES : KEEP_DATES) as RpcValue;
+  const v = JSON.parse(text) as RpcValue;
+  if (!dates && !text.includes(`"${TAGGED_BYTES}"`)) return v;
+  return revive(v, dates) as RpcValue;
 }

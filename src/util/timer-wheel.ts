@@ -60,6 +60,18 @@ export class TimerWheel {
   private floor = 0;
   private interval: NodeJS.Timeout | null = null;
   private readonly onInterval = () => this.tick();
+  /*
+   * The bucket used last. Requests read in one event-loop turn get deadlines
+   * in the same bucket (one timeout, one turn clock), so most schedules and
+   * cancels hit it and skip the Map. It stays in the Map while empty (fire()
+   * drops it when its time comes), so the cache never points at a bucket the
+   * Map lost.
+   */
+  private lastKey = -1;
+  private lastBucket: TimerTask[] | null = null;
+  /** The same for cancel(): replies end requests about in the order they began, so cancels cluster on an older bucket. */
+  private cancelKey = -1;
+  private cancelBucket: TimerTask[] | null = null;
 
   constructor(opts: TimerWheelOptions = {}) {
     this.resolutionMs = opts.resolutionMs ?? 10;
@@ -97,10 +109,16 @@ export class TimerWheel {
     }
     let key = Math.ceil(at / this.resolutionMs);
     if (!(key >= this.floor)) key = this.floor; // also catches NaN
-    let b = this.buckets.get(key);
-    if (b === undefined) {
-      b = [];
-      this.buckets.set(key, b);
+    let b: TimerTask[] | undefined;
+    if (key === this.lastKey) b = this.lastBucket!;
+    else {
+      b = this.buckets.get(key);
+      if (b === undefined) {
+        b = [];
+        this.buckets.set(key, b);
+      }
+      this.lastKey = key;
+      this.lastBucket = b;
     }
     task.wheelBucket = key;
     task.wheelIndex = b.length;
@@ -126,7 +144,16 @@ export class TimerWheel {
       task.wheelBucket = -1;
       return true;
     }
-    const b = this.buckets.get(key);
+    let b: TimerTask[] | undefined;
+    if (key === this.lastKey) b = this.lastBucket!;
+    else if (key === this.cancelKey) b = this.cancelBucket!;
+    else {
+      b = this.buckets.get(key);
+      if (b !== undefined) {
+        this.cancelKey = key;
+        this.cancelBucket = b;
+      }
+    }
     task.wheelBucket = -1;
     if (b === undefined || b[task.wheelIndex] !== task) {
       task.wheelIndex = -1;
@@ -138,7 +165,10 @@ export class TimerWheel {
       last.wheelIndex = task.wheelIndex;
     }
     task.wheelIndex = -1;
-    if (b.length === 0) this.buckets.delete(key);
+    if (b.length === 0 && key !== this.lastKey) {
+      this.buckets.delete(key);
+      if (key === this.cancelKey) this.forgetCancelBucket();
+    }
     this.size--;
     return true;
   }
@@ -162,9 +192,16 @@ export class TimerWheel {
         for (let k = from; k <= limit && this.size > 0; k++) this.fire(k, now);
       }
     } else if (limit >= this.floor) this.floor = limit + 1;
-    if (this.size === 0 && this.interval !== null) {
-      clearInterval(this.interval);
-      this.interval = null;
+    if (this.size === 0) {
+      // Only empty buckets are left (the cached one): drop them.
+      if (this.buckets.size > 0) this.buckets.clear();
+      this.lastKey = -1;
+      this.lastBucket = null;
+      this.forgetCancelBucket();
+      if (this.interval !== null) {
+        clearInterval(this.interval);
+        this.interval = null;
+      }
     }
   }
 
@@ -172,6 +209,11 @@ export class TimerWheel {
     const b = this.buckets.get(key);
     if (b === undefined) return;
     this.buckets.delete(key);
+    if (key === this.lastKey) {
+      this.lastKey = -1;
+      this.lastBucket = null;
+    }
+    if (key === this.cancelKey) this.forgetCancelBucket();
     this.size -= b.length;
     for (let i = 0; i < b.length; i++) {
       const t = b[i]!;
@@ -191,10 +233,18 @@ export class TimerWheel {
     }
   }
 
+  private forgetCancelBucket(): void {
+    this.cancelKey = -1;
+    this.cancelBucket = null;
+  }
+
   /** Drops every task without firing it and stops the interval. */
   clear(): void {
     for (const b of this.buckets.values()) for (const t of b) (t.wheelBucket = -1), (t.wheelIndex = -1);
     this.buckets.clear();
+    this.lastKey = -1;
+    this.lastBucket = null;
+    this.forgetCancelBucket();
     this.size = 0;
     if (this.interval !== null) clearInterval(this.interval);
     this.interval = null;

@@ -21,6 +21,8 @@ import { redact } from '../admin/server';
 import { PrimaryAdmin } from './primary-admin';
 
 export const RESTART_DELAY_MS = 500;
+/** A worker that fails to start again is retried with the delay doubled, up to this. */
+const MAX_RESTART_DELAY_MS = 30_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 
 export type WorkerOp = 'metrics' | 'reload' | 'ready' | 'listeners' | 'config' | 'clusters' | 'logging' | 'shutdown';
@@ -105,14 +107,22 @@ export class WorkerPool {
         reject(new Error(`worker ${slot.index} exited (${signal ?? `code ${code}`}) before it was ready`));
         if (this.stopping || !wasReady) return;
         this.log.error({ worker: slot.index, pid: w.process.pid, code, signal }, 'worker died; restarting it');
-        slot.restarts++;
-        this.restartsTotal.inc();
-        setTimeout(() => {
-          if (this.stopping) return;
-          this.fork(slot).catch((e: Error) => this.log.error({ worker: slot.index, error: e.message }, 'worker restart failed'));
-        }, RESTART_DELAY_MS).unref();
+        this.restart(slot, RESTART_DELAY_MS);
       });
     });
+  }
+
+  private restart(slot: WorkerSlot, delayMs: number): void {
+    setTimeout(() => {
+      if (this.stopping) return;
+      slot.restarts++;
+      this.restartsTotal.inc();
+      this.fork(slot).catch((e: Error) => {
+        const next = Math.min(delayMs * 2, MAX_RESTART_DELAY_MS);
+        this.log.error({ worker: slot.index, error: e.message, retry_in_ms: next }, 'worker restart failed');
+        this.restart(slot, next);
+      });
+    }, delayMs).unref();
   }
 
   /** Asks one worker; rejects when it is gone or does not answer in time. */

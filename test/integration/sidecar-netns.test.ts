@@ -3,7 +3,7 @@
  * creates (root required): an "app" namespace where Portway runs as uid 1337
  * and `portway iptables --apply` redirects outbound TCP to it, and a
  * "remote" namespace (veth pair) holding a real redis-server, an HTTP server
- * and a TCP echo server at 10.200.0.2. Unmodified redis-cli and curl in the
+ * and a TCP echo server at 10.200.0.2. Unmodified redis-cli, curl, kafkajs and a sofa-rpc-node consumer in the
  * app namespace connect to their usual remote addresses and are served
  * through Portway (protocol: auto, original_dst cluster), with the original
  * destination in the access log. Also: a port no rule names is passed
@@ -113,6 +113,19 @@ describe('sidecar mode in network namespaces', { timeout: 90_000 }, () => {
       }),
     );
 
+    // A SOFARPC provider on 12200 (sofa-rpc-node, Bolt v1).
+    procs.push(
+      await startProcess('ip', ['netns', 'exec', REMOTE, process.execPath, '-e', `
+        const sofa = require(${JSON.stringify(join(REPO, 'node_modules', 'sofa-rpc-node'))});
+        const quiet = { info() {}, warn() {}, error() {}, debug() {} };
+        const server = new sofa.server.RpcServer({ logger: quiet, port: 12200, publishAddress: '${REMOTE_IP}', appName: 'remote' });
+        server.addService({ interfaceName: 'com.example.EchoService' }, { async echo(x) { return 'remote:' + x; } });
+        server.start();`], {
+        name: 'sofa provider (remote ns)',
+        ready: async () => (await inNsAsync(REMOTE, ['bash', '-c', `exec 3<>/dev/tcp/${REMOTE_IP}/12200`], 2000)).code === 0,
+      }),
+    );
+
     // Portway in the app namespace, as uid 1337 (excluded from redirection).
     const cfg = join(dir, 'sidecar.yaml');
     writeFileSync(
@@ -124,11 +137,22 @@ listeners:
     address: 0.0.0.0:15001
     protocol: auto
     original_dst: true
-    options: { detect_timeout: 1s, redis: {}, http: {}, tls: {}, fallback: tcp }
+    options:
+      detect_timeout: 1s
+      redis: {}
+      http: {}
+      bolt: {}
+      tls: {}
+      # No Kafka broker exists here: Portway is the broker (memory log) for the app's "remote" Kafka address.
+      kafka: { advertised_host: ${REMOTE_IP}, advertised_port: 9092 }
+      fallback: tcp
     filters: [{ type: access_log }]
-    routes: [{ cluster: passthrough }]
+    routes:
+      - { match: { attributes: { protocol: { exact: kafka } } }, cluster: log }
+      - { cluster: passthrough }
 clusters:
   - { name: passthrough, original_dst: true }
+  - { name: log, component: { type: memory_log } }
 `,
     );
     chmodSync(dir, 0o755);
@@ -140,7 +164,6 @@ clusters:
         ready: async () => (await inNsAsync(APP, [curl, '-s', '-o', '/dev/null', '-w', '%{http_code}', 'http://127.0.0.1:9901/ready'], 2000)).stdout === '200',
       }),
     );
-    void REPO;
   });
 
   after(async () => {
@@ -181,16 +204,64 @@ clusters:
         s.on('data', (d) => { process.stdout.write(d.toString('hex')); s.destroy(); });`]);
       assert.equal(echo.stdout, 'fe010203');
 
+      // kafkajs, unmodified, talks to its usual broker address; Portway serves it (and advertises that address).
+      const kafka = await inNsAsync(
+        APP,
+        [
+          process.execPath,
+          '-e',
+          `const { Kafka, logLevel } = require(${JSON.stringify(join(REPO, 'node_modules', 'kafkajs'))});
+          (async () => {
+            const k = new Kafka({ brokers: ['${REMOTE_IP}:9092'], clientId: 'sidecar-test', logLevel: logLevel.NOTHING, retry: { retries: 2 } });
+            const p = k.producer({ allowAutoTopicCreation: true });
+            const a = k.admin();
+            await p.connect(); await a.connect();
+            await a.createTopics({ topics: [{ topic: 'sidecar', numPartitions: 1 }] });
+            await p.send({ topic: 'sidecar', messages: [{ value: 'a' }, { value: 'b' }] });
+            const o = await a.fetchTopicOffsets('sidecar');
+            process.stdout.write(o[0].high);
+            await p.disconnect(); await a.disconnect();
+            process.exit(0);
+          })().catch((e) => { process.stderr.write(e.message); process.exit(1); });`,
+        ],
+        20_000,
+      );
+      assert.equal(kafka.stdout, '2', kafka.stderr);
+
+      // A sofa-rpc-node consumer calls its provider's usual address; Portway's Bolt listener forwards the call there.
+      const sofa = await inNsAsync(
+        APP,
+        [
+          process.execPath,
+          '-e',
+          `const sofa = require(${JSON.stringify(join(REPO, 'node_modules', 'sofa-rpc-node'))});
+          const quiet = { info() {}, warn() {}, error() {}, debug() {} };
+          (async () => {
+            const client = new sofa.client.RpcClient({ logger: quiet });
+            client.on('error', () => {});
+            const c = client.createConsumer({ interfaceName: 'com.example.EchoService', serverHost: '${REMOTE_IP}:12200' });
+            await c.ready();
+            process.stdout.write(String(await c.invoke('echo', ['hi'], { responseTimeout: 5000 })));
+            process.exit(0);
+          })().catch((e) => { process.stderr.write(e.message); process.exit(1); });`,
+        ],
+        20_000,
+      );
+      assert.equal(sofa.stdout, 'remote:hi', sofa.stderr);
+
       // The access log shows where each connection was going.
       const lines = await waitFor(() => {
         const l = readFileSync(logFile, 'utf8').split('\n').filter((x) => x.includes('"log":"access"'));
-        return l.some((x) => x.includes(`"original_dst":"${REMOTE_IP}:8080"`)) && l.some((x) => x.includes(`"original_dst":"${REMOTE_IP}:6379"`)) ? l : null;
+        const seen = (port: number) => l.some((x) => x.includes(`"original_dst":"${REMOTE_IP}:${port}"`));
+        return [6379, 8080, 7000, 9092, 12200].every(seen) ? l : null;
       }, 5000, 'access log lines');
       assert.ok(lines !== null);
       const redisLine = JSON.parse(lines.find((x) => x.includes(`"original_dst":"${REMOTE_IP}:6379"`))!) as Record<string, unknown>;
       assert.equal(redisLine['protocol'], 'redis');
       assert.equal(redisLine['upstream'], `${REMOTE_IP}:6379`);
       assert.ok(lines.some((x) => x.includes(`"original_dst":"${REMOTE_IP}:7000"`)));
+      assert.ok(lines.some((x) => x.includes(`"original_dst":"${REMOTE_IP}:9092"`) && x.includes('"protocol":"kafka"')));
+      assert.ok(lines.some((x) => x.includes(`"original_dst":"${REMOTE_IP}:12200"`) && x.includes('"protocol":"bolt"')));
 
       // A direct connection to Portway (not redirected: loopback is excluded) is refused and counted.
       const direct = await inNsAsync(APP, [redisCli, '-h', '127.0.0.1', '-p', '15001', 'PING'], 5000);

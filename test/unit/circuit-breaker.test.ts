@@ -11,7 +11,8 @@ import { Exchange } from '../../src/exchange';
 import { ErrorCode, ProxyError, type ErrorCodeValue } from '../../src/errors';
 import { MetricsRegistry } from '../../src/metrics';
 import { createLogger } from '../../src/logger';
-import type { AroundPolicy, Invoke } from '../../src/filter';
+import type { AroundPolicy, Invoke, ResultHandler } from '../../src/filter';
+import { raceDispatch } from '../../filters/timeout/deadline';
 import { Cluster } from '../../src/routing/cluster';
 import { TimerWheel } from '../../src/util/timer-wheel';
 import { BreakerMachine, CLOSED, FAILURE, HALF_OPEN, NEUTRAL, OPEN, OutcomeWindow, REJECTED, SUCCESS, type BreakerSettings } from '../../filters/circuit_breaker/breaker';
@@ -339,6 +340,41 @@ describe('ClusterBreaker', () => {
     assert.equal(b.machine.state, OPEN);
     assert.equal(b.active, 0, 'the slot is freed at the deadline');
     p.calls[0]!.resolve('late'); // ignored
+  });
+
+  test('under an outer race with the same deadline the breaker takes no timer of its own, and still counts the failure when it fires', () => {
+    const { b, clock, wheel } = breakerSetup({ consecutiveFailures: 1 });
+    const e = ex(null);
+    e.deadline = clock.now + 200;
+    let outcome = '';
+    let inner: ResultHandler<string> | null = null;
+    const expired = () => new ProxyError(ErrorCode.Timeout, 'outer deadline', { source: 'upstream' });
+    raceDispatch<string>(
+      (x, h) => b.dispatch(x, (_x, h2) => (inner = h2), h),
+      e,
+      { onResult: (_x, v) => (outcome = `ok ${v}`), onFailure: (_x, err) => (outcome = `${err.code} ${err.message}`) },
+      e.deadline,
+      expired,
+      wheel,
+    );
+    assert.equal(wheel.pending, 1, 'one wheel entry for the request');
+    assert.equal(e.deadlineWatch, null, 'the watch is only shown while the inner call starts');
+    clock.now += 200;
+    wheel.tick();
+    assert.equal(outcome, `${ErrorCode.Timeout} outer deadline`, "the outer race's failure reaches the client");
+    assert.equal(b.machine.state, OPEN, 'the breaker counted the failure');
+    assert.equal(b.active, 0);
+    inner!.onResult(e, 'late'); // ignored
+    assert.equal(outcome, `${ErrorCode.Timeout} outer deadline`);
+    // A reply in time: nothing left on the wheel, the breaker counts a success.
+    const { b: b2, clock: c2, wheel: w2 } = breakerSetup({ consecutiveFailures: 1 });
+    const e2 = ex(null);
+    e2.deadline = c2.now + 200;
+    raceDispatch<string>((x, h) => b2.dispatch(x, (x2, h2) => h2.onResult(x2, '+OK'), h), e2, { onResult: (_x, v) => (outcome = v), onFailure: () => {} }, e2.deadline, expired, w2);
+    assert.equal(outcome, '+OK');
+    assert.equal(w2.pending, 0);
+    assert.equal(b2.active, 0);
+    assert.equal(b2.machine.state, CLOSED);
   });
 
   test('max_connections: refused with PW_ERR_OVERFLOW while the cluster is at the limit', async () => {

@@ -88,6 +88,35 @@ describe('TimerWheel', () => {
     assert.equal(wheel.pending, 0);
   });
 
+  test('schedules and cancels spread over buckets, in request order (the cached buckets), keep every survivor and no empty bucket', () => {
+    const { wheel, at } = manual();
+    const fired: string[] = [];
+    const tasks: CallbackTask[] = [];
+    for (let b = 0; b < 3; b++) {
+      for (let i = 0; i < 5; i++) {
+        const name = `${b}.${i}`;
+        const t = new CallbackTask(() => fired.push(name));
+        wheel.schedule(t, 100 + b * 10 + i);
+        tasks.push(t);
+      }
+    }
+    // Cancel in the order they were scheduled, all but one per bucket; bucket 1 completely.
+    for (const [i, t] of tasks.entries()) if (i % 5 !== 4 || i === 9) assert.equal(wheel.cancel(t), true);
+    assert.equal(wheel.cancel(tasks[0]!), false, 'a second cancel finds nothing');
+    assert.equal(wheel.pending, 2);
+    // A bucket emptied by cancels and then used again.
+    const again = new CallbackTask(() => fired.push('again'));
+    wheel.schedule(again, 111);
+    assert.equal(wheel.pending, 3);
+    at(200);
+    assert.deepEqual(fired, ['0.4', 'again', '2.4']);
+    assert.equal(wheel.pending, 0);
+    // Empty again: a new schedule in a bucket used before works from scratch.
+    wheel.schedule(new CallbackTask(() => fired.push('late')), 205);
+    at(210);
+    assert.deepEqual(fired.at(-1), 'late');
+  });
+
   test('a task cancelled by another task of the same bucket does not fire', () => {
     const { wheel, at } = manual();
     const fired: string[] = [];

@@ -25,12 +25,12 @@
  * that allowed it, and kept idle for the pool's idle timeout or the
  * upstream's Keep-Alive: timeout hint minus 2 s, whichever is shorter.
  * Headers, body and idle timeouts are inactivity limits checked by one
- * sweep per pool (resolution: a tenth of the shortest limit, 10 ms to 1 s).
+ * sweep per pool (resolution: a tenth of the shortest limit, 10 ms to 1 s;
+ * a limit fires between its value and that plus two periods).
  */
 import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type buildConnector from 'undici/types/connector';
-import { turnNow } from '../../util/turn-clock';
 
 export interface FastPoolSettings {
   /** Connections to the endpoint at most. */
@@ -41,6 +41,8 @@ export interface FastPoolSettings {
   maxHeaderSize: number;
   /** "host: <address>\r\n", sent when the request has no Host. */
   hostLine: string;
+  /** A handler callback threw while told of a failure (logged; the connection goes on being cleaned up). */
+  onHandlerError(err: unknown): void;
 }
 
 /** An error shaped like undici's (a stable code), so upstreamError maps both clients alike. */
@@ -71,6 +73,15 @@ interface QueuedRequest {
 }
 
 function noop(): void {}
+
+/** Tells a handler of its failure; a throw there must not escape into a socket or connect callback. */
+function notifyError(h: Dispatcher.DispatchHandler, err: Error, s: FastPoolSettings): void {
+  try {
+    h.onError!(err);
+  } catch (e) {
+    s.onHandlerError(e);
+  }
+}
 
 /** The request head as one latin1 string. */
 function requestHead(opts: Dispatcher.DispatchOptions, hostLine: string): string {
@@ -119,10 +130,13 @@ class FastConnection {
   private aborted = false;
   /** A response completed during the current parse (settled after it). */
   private completed = false;
-  /** The inactivity limit of the current state (0: none) and when the last activity was (turn clock). */
+  /** The inactivity limit of the current state (0: none) and when the last activity was (the pool's clock). */
   limitMs = 0;
   since = 0;
-  readonly abortFn = (err?: Error): void => this.abort(err);
+  /** Counts requests, so an abort function of an earlier request cannot abort a later one. */
+  private gen = 0;
+  /** Inside the handler's onConnect: nothing written yet. */
+  private preWrite = false;
   private readonly resumeFn = (): void => this.resume();
   dead = false;
 
@@ -149,21 +163,42 @@ class FastConnection {
     this.aborted = false;
     this.paused = false;
     this.scanFrom = 0;
+    const gen = ++this.gen;
+    this.preWrite = true;
     try {
-      q.handler.onConnect!(this.abortFn);
+      q.handler.onConnect!((err?: Error) => {
+        if (this.gen === gen) this.abort(err);
+      });
     } catch (err) {
+      this.preWrite = false;
       this.fail(err as Error);
       return;
     }
-    if (this.aborted) return;
+    this.preWrite = false;
+    if (this.aborted) {
+      // Aborted before anything was written: the connection is still good.
+      if (!this.dead) {
+        this.timeout(this.idleMs);
+        this.pool.release(this);
+      }
+      return;
+    }
     this.timeout(this.s.headersTimeoutMs);
     this.socket.write(requestHead(q.opts, this.s.hostLine), 'latin1');
   }
 
   private abort(err?: Error): void {
-    if (this.handler === null) return;
+    const h = this.handler;
+    if (h === null) return;
     this.aborted = true;
-    this.fail(err ?? new FastUpstreamError('UND_ERR_ABORTED', 'Request aborted'));
+    const e = err ?? new FastUpstreamError('UND_ERR_ABORTED', 'Request aborted');
+    if (this.preWrite) {
+      this.handler = null;
+      this.state = S_IDLE;
+      notifyError(h, e, this.s);
+      return;
+    }
+    this.fail(e);
   }
 
   private resume(): void {
@@ -180,7 +215,7 @@ class FastConnection {
       return;
     }
     this.gotBytes = true;
-    this.since = turnNow();
+    this.since = this.pool.clock;
     try {
       this.parse(d);
     } catch (err) {
@@ -423,7 +458,7 @@ class FastConnection {
   /** Sets the inactivity limit; FastPool's sweep enforces it (cheaper than a socket timer re-armed per request). */
   private timeout(ms: number): void {
     this.limitMs = ms;
-    this.since = turnNow();
+    this.since = this.pool.clock;
   }
 
   /** Fails the current request (if any) and closes the connection. */
@@ -431,7 +466,7 @@ class FastConnection {
     const h = this.handler;
     this.handler = null;
     this.destroy();
-    if (h !== null) h.onError!(err);
+    if (h !== null) notifyError(h, err, this.s);
   }
 
   private onSocketEnd(): void {
@@ -488,6 +523,8 @@ export class FastPool {
   private closing = false;
   private sweeper: NodeJS.Timeout | null = null;
   private readonly sweepMs: number;
+  /** performance.now() as of the last sweep: what connections stamp activity with (no clock read per request). */
+  clock = performance.now();
 
   constructor(
     private readonly s: FastPoolSettings,
@@ -499,14 +536,17 @@ export class FastPool {
 
   private sweep(): void {
     const now = performance.now();
+    this.clock = now;
+    // A stamp lags the real time by up to one period: a limit passes only when it passed for sure.
+    const lag = this.sweepMs;
     for (const c of this.all) {
-      if (c.limitMs > 0 && now - c.since >= c.limitMs) c.onTimeout();
+      if (c.limitMs > 0 && now - c.since - lag >= c.limitMs) c.onTimeout();
     }
   }
 
   dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): void {
     if (this.closing) {
-      handler.onError!(new FastUpstreamError('UND_ERR_CLOSED', 'The client is closed'));
+      notifyError(handler, new FastUpstreamError('UND_ERR_CLOSED', 'The client is closed'), this.s);
       return;
     }
     const c = this.idle.pop();
@@ -525,12 +565,13 @@ export class FastPool {
       if (err !== null || sock === null) {
         // Like undici: a failed connect fails the requests waiting for this endpoint (none of them was sent).
         const waiting = this.queue.splice(0);
-        for (const q of waiting) q.handler.onError!(err ?? new FastUpstreamError('UND_ERR_SOCKET', 'connect failed'));
+        for (const q of waiting) notifyError(q.handler, err ?? new FastUpstreamError('UND_ERR_SOCKET', 'connect failed'), this.s);
         return;
       }
       const c = new FastConnection(this, sock as Socket, this.s);
       this.all.add(c);
       if (this.sweeper === null) {
+        this.clock = performance.now();
         this.sweeper = setInterval(() => this.sweep(), this.sweepMs);
         this.sweeper.unref();
       }
@@ -574,7 +615,7 @@ export class FastPool {
   destroy(): void {
     this.closing = true;
     const err = new FastUpstreamError('UND_ERR_DESTROYED', 'The client is destroyed');
-    for (const q of this.queue.splice(0)) q.handler.onError!(err);
+    for (const q of this.queue.splice(0)) notifyError(q.handler, err, this.s);
     for (const c of [...this.all]) c.kill(err);
   }
 }

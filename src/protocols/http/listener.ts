@@ -19,6 +19,13 @@
  *
  * Upgrade requests (WebSocket) go the same way with undici's `upgrade`; after
  * the upstream's 101 the two sockets are spliced (websocket.ts).
+ *
+ * With fast_path (the default, unless the listener has handler routes) a
+ * connection starts on fast-client.ts, which reads plain bodyless requests
+ * itself and gives FastRequest/FastResponse (the members of IncomingMessage
+ * and ServerResponse used here) to the same code; the first request it does
+ * not take hands the connection to node:http for good. Bodyless requests go
+ * upstream through FastPool (fast-upstream.ts) instead of undici.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -40,6 +47,7 @@ import { scanRequestHeaders, responseHeaders, type ForwardSettings, type Request
 import { HttpClientError, statusOf, writeErrorResponse, writeErrorToSocket } from './error-response';
 import { HttpUpstreams, UpstreamCall, type CallExchange, type ResponseSink } from './upstream';
 import { spliceUpgrade, writeRawHead } from './websocket';
+import { clientIp, FastClientConnection, type FastClientHost, type FastRequest, type FastResponse } from './fast-client';
 
 /** Methods retried after a reset or timeout (when the body was not sent yet, or there is none). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE']);
@@ -130,12 +138,6 @@ function onResponseClose(this: ServerResponse & WithExchange): void {
   if (hx !== undefined) hx.l.finish(hx);
 }
 
-/** Client IPs as X-Forwarded-For shows them (IPv4-mapped IPv6 as plain IPv4). */
-function clientIp(socket: Socket): string {
-  const a = socket.remoteAddress ?? '';
-  return a.startsWith('::ffff:') && a.indexOf('.') > 0 ? a.slice(7) : a;
-}
-
 /** Counts a chunked request body and fails it once it passes the limit (413). */
 class BodyLimit extends Transform {
   private seen = 0;
@@ -205,6 +207,10 @@ export class HttpListener implements ConnectionHandler {
   private readonly eagerAttrs: boolean;
   /** Some filter has onComplete (access_log ...): only then is the per-request info record filled. */
   private readonly observed: boolean;
+  /** Connections on the fast path (null: fast path off), and the sweep closing idle ones. */
+  private readonly fastClients: Set<FastClientConnection> | null;
+  private fastSweep: NodeJS.Timeout | null = null;
+  private readonly fastClock = { now: performance.now(), lagMs: 0 };
 
   constructor(
     ctx: ProtocolBuildContext,
@@ -229,7 +235,7 @@ export class HttpListener implements ConnectionHandler {
         : null;
     this.chain = chainFor(ctx, this.routes !== null);
     this.upstreams = new HttpUpstreams(
-      { pipelining: o.upstreamPipelining, headersTimeoutMs: o.upstreamHeadersTimeoutMs, bodyTimeoutMs: o.upstreamBodyTimeoutMs, maxResponseHeaderSize: o.maxResponseHeaderSize },
+      { pipelining: o.upstreamPipelining, fast: o.fastPath, headersTimeoutMs: o.upstreamHeadersTimeoutMs, bodyTimeoutMs: o.upstreamBodyTimeoutMs, maxResponseHeaderSize: o.maxResponseHeaderSize },
       ctx.logger,
     );
     this.dispatch = this.chain.dispatcher(this.terminal);
@@ -254,13 +260,48 @@ export class HttpListener implements ConnectionHandler {
     this.server.on('clientError', this.onClientError);
     // The listener owns the socket; this starts node:http's request/headers timeout checks without binding a port.
     this.server.emit('listening');
+    this.fastClients = o.fastPath && this.handlers.length === 0 ? new Set() : null;
   }
 
   handle(socket: Socket): void {
     this.open++;
     socket.once('close', this.onSocketClose);
-    this.server.emit('connection', socket);
+    const fast = this.fastClients;
+    if (fast === null) {
+      this.server.emit('connection', socket);
+      return;
+    }
+    const clock = this.fastClock;
+    if (this.fastSweep === null && this.o.keepAliveTimeoutMs > 0) {
+      clock.lagMs = Math.max(50, Math.min(1000, Math.floor(this.o.keepAliveTimeoutMs / 10)));
+      clock.now = performance.now();
+      this.fastSweep = setInterval(() => {
+        const now = performance.now();
+        clock.now = now;
+        for (const c of fast) c.sweep(now);
+      }, clock.lagMs);
+      this.fastSweep.unref();
+    }
+    const settings = { maxHeaderSize: this.o.maxHeaderSize, keepAliveTimeoutMs: this.o.keepAliveTimeoutMs, maxRequests: this.o.maxRequestsPerConnection, clock };
+    new FastClientConnection(this.fastHost, socket, settings, fast);
   }
+
+  private readonly fastHost: FastClientHost = {
+    fastRequest: (req: FastRequest, res: FastResponse): boolean => {
+      // The two stand in for node:http's objects: they have every member this file and error-response.ts use.
+      const r = req as unknown as IncomingMessage;
+      const s = res as unknown as ServerResponse;
+      const hx = new HttpExchange(this, r, s, req.socket, null, req.clientIp);
+      (s as WithExchange)[kExchange] = hx;
+      res.on('close', onResponseClose as unknown as (this: FastResponse) => void);
+      if (this.retired) res.shouldKeepAlive = false;
+      this.begin(hx);
+      return true;
+    },
+    handover: (socket: Socket): void => {
+      this.server.emit('connection', socket);
+    },
+  };
 
   private readonly onSocketClose = (): void => {
     if (--this.open === 0 && this.retired) this.shutdownServer();
@@ -275,6 +316,10 @@ export class HttpListener implements ConnectionHandler {
   }
 
   private shutdownServer(): void {
+    if (this.fastSweep !== null) {
+      clearInterval(this.fastSweep);
+      this.fastSweep = null;
+    }
     this.server.close(() => {});
     this.upstreams.close();
     for (const h of this.handlers) {

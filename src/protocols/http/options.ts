@@ -87,6 +87,13 @@ export const HttpOptionsSchema = Type.Object(
         description: 'The pseudonym in the Via header added to requests and responses ("1.1 portway"). Empty: no Via.',
       }),
     ),
+    fast_path: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          'Read plain bodyless HTTP/1.1 requests (GET, HEAD, DELETE, OPTIONS) and write their responses without node:http, and send bodyless requests upstream with a small built-in client instead of undici; anything else on a connection hands it to node:http. Not used on listeners with handler routes. false: node:http and undici for everything.',
+      }),
+    ),
     websocket: Type.Optional(Type.Boolean({ default: true, description: 'Pass Upgrade requests (WebSocket) through to the upstream and splice the two connections after its 101.' })),
     upstream: Type.Optional(
       Type.Object(
@@ -142,6 +149,7 @@ export interface HttpOptions {
   /** The whole Via element ("1.1 portway"), or null for none. */
   via: string | null;
   websocket: boolean;
+  fastPath: boolean;
   upstreamPipelining: number;
   upstreamHeadersTimeoutMs: number;
   upstreamBodyTimeoutMs: number;
@@ -180,6 +188,7 @@ export function normalizeOptions(o: RawHttpOptions): HttpOptions {
     trustForwarded: o.trust_forwarded ?? false,
     via: via === '' ? null : `1.1 ${via}`,
     websocket: o.websocket ?? true,
+    fastPath: o.fast_path ?? true,
     upstreamPipelining: o.upstream?.pipelining ?? 1,
     upstreamHeadersTimeoutMs: parseDuration(o.upstream?.headers_timeout ?? '300s'),
     upstreamBodyTimeoutMs: parseDuration(o.upstream?.body_timeout ?? '300s'),

@@ -43,6 +43,8 @@ import { FastPool } from './fast-upstream';
 
 export interface UpstreamSettings {
   pipelining: number;
+  /** Bodyless requests through FastPool (fast_path). */
+  fast: boolean;
   headersTimeoutMs: number;
   bodyTimeoutMs: number;
   maxResponseHeaderSize: number;
@@ -132,7 +134,7 @@ export class HttpUpstreams {
     ep.rqTotal.inc();
     call.counted = true;
     const opts = call.opts;
-    if (opts.body == null && opts.upgrade == null && this.s.pipelining === 1) this.fastPool(call.cluster, ep).dispatch(opts, call);
+    if (this.s.fast && opts.body == null && opts.upgrade == null && this.s.pipelining === 1) this.fastPool(call.cluster, ep).dispatch(opts, call);
     else this.pool(call.cluster, ep).dispatch(opts, call);
   }
 
@@ -150,6 +152,7 @@ export class HttpUpstreams {
           bodyTimeoutMs: this.s.bodyTimeoutMs,
           maxHeaderSize: this.s.maxResponseHeaderSize,
           hostLine: `host: ${address}\r\n`,
+          onHandlerError: (err) => this.log.error({ err: (err as Error | null)?.message ?? String(err) }, 'http upstream call failed while handling an error'),
         },
         this.connector(cluster, ep),
       );

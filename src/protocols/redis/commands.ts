@@ -115,6 +115,8 @@ export class CommandInfo {
   readonly specs: readonly CompiledSpec[];
   /** @internal The command's own key procedure, used when the specs cannot answer. */
   readonly proc: KeyProc | null;
+  /** @internal argv index of the one key when the specs name exactly one at a fixed index (GET, SET, INCR ...), else -1. */
+  readonly singleKey: number;
 
   constructor(name: string, e: CommandTableEntry, subcommands: ReadonlyMap<string, CommandInfo> | null) {
     this.proc = procs.get(name) ?? null;
@@ -147,6 +149,8 @@ export class CommandInfo {
     this.specs = e.keySpecs.map(compileSpec);
     this.keysNeedProc = this.specs.some((s) => s.incomplete || s.bs === 2 || s.fk === 2);
     this.noKeys = e.firstKey === 0 && !this.movableKeys && this.specs.every((s) => s.notKey);
+    const s0 = this.specs.length === 1 ? this.specs[0]! : undefined;
+    this.singleKey = s0 !== undefined && s0.bs === 0 && s0.fk === 0 && s0.lastKey === 0 && !s0.notKey && !s0.incomplete && s0.index > 0 ? s0.index : -1;
     const tip = (prefix: string): string | null => {
       const t = e.tips.find((x) => x.startsWith(prefix));
       return t === undefined ? null : t.slice(prefix.length);
@@ -336,10 +340,25 @@ export interface ExtractKeysOptions {
  * Pass `out` to reuse an array on the hot path.
  */
 export function extractKeys(cmd: CommandArgs, out: number[] = [], opts?: ExtractKeysOptions): number[] {
-  out.length = 0;
   const info = resolveCommand(cmd);
-  if (info === undefined || !info.arityOk(cmd.argc)) return out;
-  if (keysFromSpecs(info, cmd, out, opts?.includeNotKeys === true)) return out;
+  if (info === undefined || !info.arityOk(cmd.argc)) {
+    out.length = 0;
+    return out;
+  }
+  // Keys are written in place and the length set last: `out.length = 0` then
+  // push() would drop the array's backing store and allocate a new one on
+  // every request (V8 frees the elements of an array truncated to 0).
+  const one = info.singleKey;
+  if (one > 0 && one < cmd.argc) {
+    out[0] = one;
+    out.length = 1;
+    return out;
+  }
+  const n = keysFromSpecs(info, cmd, out, opts?.includeNotKeys === true);
+  if (n >= 0) {
+    out.length = n;
+    return out;
+  }
   out.length = 0;
   if (info.proc !== null) info.proc(cmd, out);
   return out;
@@ -381,13 +400,15 @@ export function blocksConnection(cmd: CommandArgs): boolean {
 }
 
 /**
- * getKeysUsingKeySpecs() semantics. Returns false when a spec does not fit
- * the arguments (or is unknown/incomplete): the caller then falls back to
- * the command's procedure, as redis does.
+ * getKeysUsingKeySpecs() semantics: writes the key indexes to out[0 ..]
+ * and returns how many (out's length is the caller's to set). Returns -1
+ * when a spec does not fit the arguments (or is unknown/incomplete): the
+ * caller then falls back to the command's procedure, as redis does.
  */
-function keysFromSpecs(info: CommandInfo, cmd: CommandArgs, out: number[], includeNotKeys: boolean): boolean {
+function keysFromSpecs(info: CommandInfo, cmd: CommandArgs, out: number[], includeNotKeys: boolean): number {
   const argc = cmd.argc;
   const specs = info.specs;
+  let n = 0;
   for (let j = 0; j < specs.length; j++) {
     const s = specs[j];
     if (s.notKey && !includeNotKeys) continue;
@@ -409,7 +430,7 @@ function keysFromSpecs(info: CommandInfo, cmd: CommandArgs, out: number[], inclu
       // Keyword absent: this spec has no keys, even when marked incomplete.
       if (first === 0) continue;
     } else {
-      return false;
+      return -1;
     }
     let last: number;
     let step: number;
@@ -421,17 +442,17 @@ function keysFromSpecs(info: CommandInfo, cmd: CommandArgs, out: number[], inclu
     } else if (s.fk === 1) {
       step = s.keyStep;
       const at = first + s.keyNumIdx;
-      if (at >= argc) return false;
+      if (at >= argc) return -1;
       const numkeys = cmd.argInteger(at);
-      if (numkeys === undefined || numkeys < 0) return false;
+      if (numkeys === undefined || numkeys < 0) return -1;
       first += s.firstKey;
       last = first + (numkeys - 1) * step;
     } else {
-      return false;
+      return -1;
     }
-    if (last >= argc || last < first || first >= argc) return false;
-    for (let i = first; i <= last; i += step) out.push(i);
-    if (s.incomplete) return false;
+    if (last >= argc || last < first || first >= argc) return -1;
+    for (let i = first; i <= last; i += step) out[n++] = i;
+    if (s.incomplete) return -1;
   }
-  return true;
+  return n;
 }

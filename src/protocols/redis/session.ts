@@ -43,14 +43,27 @@ let nextSessionId = 1;
 /** Encoding scratch for every session; views it hands out are never overwritten (resp-writer.ts). */
 const SESSION_WRITER = new RespWriter(64 * 1024);
 
-/** Sessions with replies to write: one setImmediate per event-loop turn for all of them. */
-let toFlush: RedisSession[] = [];
+/**
+ * Sessions with replies to write: one setImmediate per event-loop turn for
+ * all of them. Two lists used in turn, filled by index: no array is
+ * allocated per turn.
+ */
+let toFlush: Array<RedisSession | null> = [];
+let toFlushN = 0;
+let flushSpare: Array<RedisSession | null> = [];
 let flushQueued = false;
 function flushSessions(): void {
   flushQueued = false;
   const list = toFlush;
-  toFlush = [];
-  for (let i = 0; i < list.length; i++) list[i]!.flush();
+  const n = toFlushN;
+  toFlush = flushSpare;
+  toFlushN = 0;
+  flushSpare = list;
+  for (let i = 0; i < n; i++) {
+    const s = list[i]!;
+    list[i] = null;
+    s.flush();
+  }
 }
 
 interface Place {
@@ -219,7 +232,9 @@ export class RedisSession {
   private readonly decoder: RespRequestDecoder;
   private head: Slot | null = null;
   private tail: Slot | null = null;
-  private out: Buffer[] = [];
+  /** Replies to write this turn: out[0, outN), reused (filled by index, never truncated). */
+  private out: Array<Buffer | null> = [];
+  private outN = 0;
   private flushScheduled = false;
   /** Requests without their reply written yet. */
   private pending = 0;
@@ -326,7 +341,7 @@ export class RedisSession {
     if (slot !== this.head) return;
     let s: Slot | null = slot;
     while (s !== null && s.data !== null) {
-      this.out.push(s.data);
+      this.out[this.outN++] = s.data;
       s = s.next;
       if (--this.pending === RESUME_PENDING && !this.closing && !this.writeBlocked) this.socket.resume();
     }
@@ -343,14 +358,14 @@ export class RedisSession {
       this.fill(s, data);
       return;
     }
-    this.out.push(data);
+    this.out[this.outN++] = data;
     this.scheduleFlush();
   }
 
   private scheduleFlush(): void {
     if (this.flushScheduled) return;
     this.flushScheduled = true;
-    toFlush.push(this);
+    toFlush[toFlushN++] = this;
     if (!flushQueued) {
       flushQueued = true;
       setImmediate(flushSessions);
@@ -359,10 +374,26 @@ export class RedisSession {
 
   flush(): void {
     this.flushScheduled = false;
+    const n = this.outN;
+    if (n === 0 || this.socket.destroyed) return;
+    this.outN = 0;
     const out = this.out;
-    if (out.length === 0 || this.socket.destroyed) return;
-    this.out = [];
-    const ok = out.length === 1 ? this.socket.write(out[0]!) : this.socket.write(Buffer.concat(out));
+    let data = out[0]!;
+    out[0] = null;
+    if (n > 1) {
+      let len = data.length;
+      for (let i = 1; i < n; i++) len += out[i]!.length;
+      const joined = Buffer.allocUnsafe(len);
+      let at = data.copy(joined, 0);
+      for (let i = 1; i < n; i++) {
+        at += out[i]!.copy(joined, at);
+        out[i] = null;
+      }
+      data = joined;
+      // A burst of pipelined replies: do not keep its long list for an idle connection.
+      if (n > 64) this.out = [];
+    }
+    const ok = this.socket.write(data);
     if (!ok && !this.writeBlocked) {
       // A client that does not read its replies stops being read too.
       this.writeBlocked = true;
@@ -463,8 +494,8 @@ export class RedisSession {
     }
     if (!info.arityOk(cmd.argc)) return this.err(slot, `ERR wrong number of arguments for '${name.toLowerCase()}' command`);
 
+    // extractKeys sets the length itself (clearing it here would drop the array's store every request).
     const keys = this.keyBuf;
-    keys.length = 0;
     extractKeys(cmd, keys);
     let target: Target | null;
     try {

@@ -61,16 +61,23 @@ export interface LinkOptions {
 }
 
 /** Links written to in this event-loop turn; each is listed once (its `queued` flag), so no hashing per request. */
-let pendingFlush: RedisLink[] = [];
+let pendingFlush: Array<RedisLink | null> = [];
+let pendingN = 0;
+/** The other list: the two are used in turn and filled by index, so no array is allocated per turn. */
+let flushSpare: Array<RedisLink | null> = [];
 let flushScheduled = false;
 
 /** One flush for every link written to in this event-loop turn. */
 function flushAll(): void {
   flushScheduled = false;
   const list = pendingFlush;
-  pendingFlush = [];
-  for (let i = 0; i < list.length; i++) {
+  const n = pendingN;
+  pendingFlush = flushSpare;
+  pendingN = 0;
+  flushSpare = list;
+  for (let i = 0; i < n; i++) {
     const l = list[i]!;
+    list[i] = null;
     l.queued = false;
     l.flush();
   }
@@ -160,7 +167,7 @@ export class RedisLink {
   private schedule(): void {
     if (this.queued) return;
     this.queued = true;
-    pendingFlush.push(this);
+    pendingFlush[pendingN++] = this;
     if (!flushScheduled) {
       flushScheduled = true;
       setImmediate(flushAll);

@@ -21,6 +21,15 @@
  * and external entities; the only entity references are the five XML
  * built-ins and numeric character references, decoded here. Nesting is
  * bounded. Element names may carry a namespace prefix (ex:nil, ex:i8).
+ *
+ * Speed: documents in the plain form clients write (an optional XML
+ * declaration, elements without attributes or prefixes, text with entity
+ * references, in the grammar's order) are read in one hand-written pass
+ * that checks well-formedness and builds the values at once. Anything else
+ * (comments, CDATA, attributes, a DOCTYPE, any error) is read again by the
+ * general path (XMLValidator + fast-xml-parser), which alone decides errors
+ * and their messages; so both paths give the same values and the same
+ * faults.
  */
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import type { RpcValue } from '../../translate/rpc-upstream';
@@ -66,6 +75,8 @@ const DOCTYPE = /<!DOCTYPE|<!ENTITY/i;
 
 /** Throws XmlRpcDecodeError unless the text is well-formed XML without a DOCTYPE. */
 export function checkWellFormed(text: string): void {
+  // A plain methodCall is well-formed (the usual case: no validator pass).
+  if (readPlain(text, plainMethodCall) !== undefined) return;
   if (DOCTYPE.test(text)) throw new XmlRpcDecodeError('DOCTYPE and entity declarations are not accepted', true);
   const v = XMLValidator.validate(text);
   if (v !== true) throw new XmlRpcDecodeError(`not well-formed XML: ${v.err.msg} (line ${v.err.line}, column ${v.err.col})`, true);
@@ -123,7 +134,8 @@ function decodeEntity(m: string, name: string): string {
   }
   if (name.startsWith('#')) {
     const cp = name[1] === 'x' ? parseInt(name.slice(2), 16) : parseInt(name.slice(1), 10);
-    if (cp === 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) throw new XmlRpcDecodeError(`invalid character reference &${name};`, true);
+    // NaN: '&#;' or '&#x;' (no digits).
+    if (Number.isNaN(cp) || cp === 0 || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) throw new XmlRpcDecodeError(`invalid character reference &${name};`, true);
     return String.fromCodePoint(cp);
   }
   throw new XmlRpcDecodeError(`undefined entity &${name.slice(0, 32)};`, true);
@@ -284,6 +296,8 @@ function paramsOf(list: Node[]): RpcValue[] {
 const METHOD_NAME = /^[A-Za-z0-9_.:/]+$/;
 
 export function decodeMethodCall(text: string): MethodCall {
+  const fast = readPlain(text, plainMethodCall);
+  if (fast !== undefined) return fast;
   const body = elements(root(parseXml(text), 'methodCall'), 'methodCall');
   let methodName: string | undefined;
   let params: RpcValue[] = [];
@@ -299,6 +313,8 @@ export function decodeMethodCall(text: string): MethodCall {
 }
 
 export function decodeMethodResponse(text: string): MethodResponse {
+  const fast = readPlain(text, plainMethodResponse);
+  if (fast !== undefined) return fast;
   const body = elements(root(parseXml(text), 'methodResponse'), 'methodResponse');
   if (body.length !== 1) throw invalidRpc('<methodResponse> needs one <params> or one <fault>');
   const n = body[0]!;
@@ -311,12 +327,16 @@ export function decodeMethodResponse(text: string): MethodResponse {
   if (t === 'fault') {
     const vs = elements(children(n, t), 'fault');
     if (vs.length !== 1 || tagOf(vs[0]!) !== 'value') throw invalidRpc('<fault> needs one <value>');
-    const f = valueOf(vs[0]!, 1) as { faultCode?: unknown; faultString?: unknown } | null;
-    const code = f !== null && typeof f === 'object' ? f.faultCode : undefined;
-    const str = f !== null && typeof f === 'object' ? f.faultString : undefined;
-    return { ok: false, faultCode: typeof code === 'number' ? code : typeof code === 'bigint' ? Number(code) : 0, faultString: typeof str === 'string' ? str : String(str ?? '') };
+    return faultReply(valueOf(vs[0]!, 1));
   }
   throw invalidRpc(`<methodResponse> holds <${t}>`);
+}
+
+function faultReply(v: RpcValue): MethodResponse {
+  const f = v as { faultCode?: unknown; faultString?: unknown } | null;
+  const code = f !== null && typeof f === 'object' ? f.faultCode : undefined;
+  const str = f !== null && typeof f === 'object' ? f.faultString : undefined;
+  return { ok: false, faultCode: typeof code === 'number' ? code : typeof code === 'bigint' ? Number(code) : 0, faultString: typeof str === 'string' ? str : String(str ?? '') };
 }
 
 /**
@@ -328,4 +348,295 @@ export function peekMethodName(text: string): string | null {
   if (DOCTYPE.test(text)) return null;
   const m = /^\s*(?:<\?xml[^?]*\?>\s*)?<methodCall>\s*<methodName>\s*([A-Za-z0-9_.:/]+)\s*<\/methodName>/.exec(text);
   return m === null ? null : m[1]!;
+}
+
+// ---- the plain-form reader (see the header) ----------------------------------
+
+/** Thrown inside the plain reader when the document leaves the plain form; never escapes readPlain. */
+const NOT_PLAIN = new Error('not in the plain form');
+/** The plain reader goes less deep than MAX_DEPTH: documents near the limit are the general path's to judge. */
+const PLAIN_MAX_DEPTH = MAX_DEPTH - 4;
+/** An XML declaration the general path ignores (the validator and the parser accept every one of these). */
+const PLAIN_DECL = /<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:"1\.[0-9]"|'1\.[0-9]')(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:"[A-Za-z][A-Za-z0-9._-]{0,39}"|'[A-Za-z][A-Za-z0-9._-]{0,39}'))?(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:"(?:yes|no)"|'(?:yes|no)'))?[ \t\r\n]*\?>/y;
+
+// The document being read and the position in it (one document at a time: reading is synchronous).
+let src = '';
+let pos = 0;
+/** Set by openTag: the element just opened was `<name/>`. */
+let selfClosed = false;
+
+function notPlain(): never {
+  throw NOT_PLAIN;
+}
+
+/** Runs a plain reader over text; undefined when the text is not in the plain form (or has any error). */
+function readPlain<T>(text: string, read: () => T): T | undefined {
+  src = text;
+  pos = 0;
+  try {
+    if (text.startsWith('<?')) {
+      PLAIN_DECL.lastIndex = 0;
+      if (!PLAIN_DECL.test(text)) return undefined;
+      pos = PLAIN_DECL.lastIndex;
+    }
+    skipSpace();
+    const v = read();
+    skipSpace();
+    return pos === text.length ? v : undefined;
+  } catch {
+    return undefined;
+  } finally {
+    src = '';
+  }
+}
+
+/** Skips XML white space (space, tab, CR, LF). */
+function skipSpace(): void {
+  let c = src.charCodeAt(pos);
+  while (c === 32 || c === 10 || c === 13 || c === 9) c = src.charCodeAt(++pos);
+}
+
+/** Reads `<name>` or `<name/>` (no attributes, no prefix); sets selfClosed. */
+function openNamed(name: string): void {
+  if (src.charCodeAt(pos) !== 60 || !src.startsWith(name, pos + 1)) notPlain();
+  const end = pos + 1 + name.length;
+  const c = src.charCodeAt(end);
+  if (c === 62) {
+    selfClosed = false;
+    pos = end + 1;
+  } else if (c === 47 && src.charCodeAt(end + 1) === 62) {
+    selfClosed = true;
+    pos = end + 2;
+  } else notPlain();
+}
+
+/** Reads an opening tag whose name is not known in advance: letters, digits, '.', '-', '_' only. */
+function openAny(): string {
+  if (src.charCodeAt(pos) !== 60) notPlain();
+  const start = pos + 1;
+  let i = start;
+  let c = src.charCodeAt(i);
+  if (!((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || c === 95)) notPlain();
+  do c = src.charCodeAt(++i);
+  while ((c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 46 || c === 45 || c === 95);
+  const name = src.slice(start, i);
+  if (c === 62) {
+    selfClosed = false;
+    pos = i + 1;
+  } else if (c === 47 && src.charCodeAt(i + 1) === 62) {
+    selfClosed = true;
+    pos = i + 2;
+  } else notPlain();
+  return name;
+}
+
+/** Reads `</name>`. */
+function close(name: string): void {
+  if (src.charCodeAt(pos) !== 60 || src.charCodeAt(pos + 1) !== 47 || !src.startsWith(name, pos + 2) || src.charCodeAt(pos + 2 + name.length) !== 62) notPlain();
+  pos += name.length + 3;
+}
+
+/** True (and consumed) when `</name>` is next. */
+function closing(name: string): boolean {
+  if (src.charCodeAt(pos) !== 60 || src.charCodeAt(pos + 1) !== 47) return false;
+  close(name);
+  return true;
+}
+
+/** Character data up to the next tag: text with references decoded, CDATA sections as they are. */
+function text(): string {
+  let out = '';
+  for (;;) {
+    const lt = src.indexOf('<', pos);
+    if (lt < 0) notPlain();
+    if (lt > pos) {
+      const raw = src.slice(pos, lt);
+      out += raw.indexOf('&') < 0 ? raw : raw.replace(ENTITY, decodeEntity);
+    }
+    pos = lt;
+    if (!src.startsWith('<![CDATA[', lt)) return out;
+    const end = src.indexOf(']]>', lt + 9);
+    if (end < 0) notPlain();
+    out += src.slice(lt + 9, end);
+    pos = end + 3;
+  }
+}
+
+/** The text content of an element just opened, and its end tag. */
+function leafText(name: string): string {
+  if (selfClosed) return '';
+  const t = text();
+  close(name);
+  return t;
+}
+
+/** After `<value>` (or `<value/>`): the value and `</value>`. */
+function plainValue(depth: number): RpcValue {
+  if (selfClosed) return '';
+  if (depth > PLAIN_MAX_DEPTH) notPlain();
+  const start = pos;
+  const t = text();
+  if (src.charCodeAt(pos + 1) === 47) {
+    // Only text: an untyped string.
+    close('value');
+    return t;
+  }
+  // Text before a typed element must be XML white space.
+  for (let i = start; i < pos; i++) {
+    const c = src.charCodeAt(i);
+    if (c !== 32 && c !== 10 && c !== 13 && c !== 9) notPlain();
+  }
+  const tag = openAny();
+  let v: RpcValue;
+  switch (tag) {
+    case 'int':
+    case 'i4':
+    case 'i8':
+      v = intOf(leafText(tag), tag);
+      break;
+    case 'boolean': {
+      const b = leafText(tag).trim();
+      if (b === '1' || b === 'true') v = true;
+      else if (b === '0' || b === 'false') v = false;
+      else notPlain();
+      break;
+    }
+    case 'string':
+      v = leafText(tag);
+      break;
+    case 'double': {
+      const d = leafText(tag).trim();
+      if (!DOUBLE.test(d)) notPlain();
+      v = Number(d);
+      break;
+    }
+    case 'dateTime.iso8601':
+      v = parseDateTime(leafText(tag));
+      break;
+    case 'base64': {
+      const b = leafText(tag);
+      if (!BASE64.test(b)) notPlain();
+      v = Buffer.from(b, 'base64');
+      break;
+    }
+    case 'nil':
+      // The general path ignores what <nil> holds; here it must be plain text.
+      leafText(tag);
+      v = null;
+      break;
+    case 'struct':
+      v = plainStruct(depth);
+      break;
+    case 'array':
+      v = plainArray(depth);
+      break;
+    default:
+      notPlain();
+  }
+  skipSpace();
+  close('value');
+  return v;
+}
+
+/** After `<struct>`: the members and `</struct>`. */
+function plainStruct(depth: number): { [k: string]: RpcValue } {
+  const out: { [k: string]: RpcValue } = {};
+  if (selfClosed) return out;
+  skipSpace();
+  while (!closing('struct')) {
+    openNamed('member');
+    if (selfClosed) notPlain();
+    skipSpace();
+    openNamed('name');
+    const name = leafText('name');
+    skipSpace();
+    openNamed('value');
+    const v = plainValue(depth + 1);
+    skipSpace();
+    close('member');
+    skipSpace();
+    if (name === '__proto__') Object.defineProperty(out, name, { value: v, enumerable: true, writable: true, configurable: true });
+    else out[name] = v;
+  }
+  return out;
+}
+
+/** After `<array>`: `<data>` with its values, and `</array>`. */
+function plainArray(depth: number): RpcValue[] {
+  if (selfClosed) notPlain();
+  skipSpace();
+  openNamed('data');
+  const out: RpcValue[] = [];
+  if (!selfClosed) {
+    skipSpace();
+    while (!closing('data')) {
+      openNamed('value');
+      out.push(plainValue(depth + 1));
+      skipSpace();
+    }
+  }
+  skipSpace();
+  close('array');
+  return out;
+}
+
+/** `<param> <value>...</value> </param>` */
+function plainParam(): RpcValue {
+  openNamed('param');
+  if (selfClosed) notPlain();
+  skipSpace();
+  openNamed('value');
+  const v = plainValue(1);
+  skipSpace();
+  close('param');
+  return v;
+}
+
+function plainMethodCall(): MethodCall {
+  openNamed('methodCall');
+  if (selfClosed) notPlain();
+  skipSpace();
+  openNamed('methodName');
+  const methodName = leafText('methodName').trim();
+  if (methodName === '' || !METHOD_NAME.test(methodName)) notPlain();
+  skipSpace();
+  const params: RpcValue[] = [];
+  if (!closing('methodCall')) {
+    openNamed('params');
+    if (!selfClosed) {
+      skipSpace();
+      while (!closing('params')) {
+        params.push(plainParam());
+        skipSpace();
+      }
+    }
+    skipSpace();
+    close('methodCall');
+  }
+  return { methodName, params };
+}
+
+function plainMethodResponse(): MethodResponse {
+  openNamed('methodResponse');
+  if (selfClosed) notPlain();
+  skipSpace();
+  let r: MethodResponse;
+  if (src.startsWith('<params>', pos)) {
+    openNamed('params');
+    skipSpace();
+    r = { ok: true, value: plainParam() };
+    skipSpace();
+    close('params');
+  } else {
+    openNamed('fault');
+    if (selfClosed) notPlain();
+    skipSpace();
+    openNamed('value');
+    r = faultReply(plainValue(1));
+    skipSpace();
+    close('fault');
+  }
+  skipSpace();
+  close('methodResponse');
+  return r;
 }

@@ -251,7 +251,7 @@ export class XmlRpcGateway {
           this.refuseMalformed(res, e);
           return;
         }
-        const r = await this.dispatch({ name: peeked, ...split(peeked), params: [], raw: text, path }, client);
+        const r = await this.dispatch(newJob(peeked, [], text, path), client);
         this.send(res, render(r));
         return;
       }
@@ -266,7 +266,7 @@ export class XmlRpcGateway {
     }
     const r = call.methodName.startsWith('system.')
       ? await this.system(call, client, path)
-      : await this.dispatch({ name: call.methodName, ...split(call.methodName), params: call.params, raw: text, path }, client);
+      : await this.dispatch(newJob(call.methodName, call.params, text, path), client);
     this.send(res, render(r));
   }
 
@@ -376,7 +376,7 @@ export class XmlRpcGateway {
       }
       default: {
         // Other system.* methods belong to the upstream (system.methodSignature, system.getCapabilities ...).
-        return this.dispatch({ name: call.methodName, ...split(call.methodName), params: call.params, raw: null, path }, client);
+        return this.dispatch(newJob(call.methodName, call.params, null, path), client);
       }
     }
   }
@@ -390,7 +390,7 @@ export class XmlRpcGateway {
     const params = c['params'] ?? [];
     if (typeof name !== 'string' || !Array.isArray(params)) return fault({ faultCode: FaultCode.InvalidParams, faultString: 'each multicall entry needs methodName (string) and params (array)' });
     if (name === 'system.multicall') return fault({ faultCode: FaultCode.InvalidRequest, faultString: 'system.multicall cannot be nested' });
-    const r = name.startsWith('system.') ? await this.system({ methodName: name, params }, client, path) : await this.dispatch({ name, ...split(name), params, raw: null, path }, client);
+    const r = name.startsWith('system.') ? await this.system({ methodName: name, params }, client, path) : await this.dispatch(newJob(name, params, null, path), client);
     if (r.kind === 'value') return [r.value];
     if (r.kind === 'fault') return fault(r.fault);
     return fault({ faultCode: FaultCode.Internal, faultString: 'unexpected raw reply' });
@@ -458,6 +458,12 @@ export class XmlRpcGateway {
     this.bindings.clear();
     await Promise.all(all.map((b) => b.upstream.close().catch(() => undefined)));
   }
+}
+
+/** A CallJob (one object of one shape: no spread of split()'s result). */
+function newJob(name: string, params: RpcValue[], raw: string | null, path: string): CallJob {
+  const i = name.lastIndexOf('.');
+  return i < 0 ? { name, service: '', method: name, params, raw, path } : { name, service: name.slice(0, i), method: name.slice(i + 1), params, raw, path };
 }
 
 function split(name: string): { service: string; method: string } {
