@@ -89,7 +89,6 @@ function requestHead(opts: Dispatcher.DispatchOptions, hostLine: string): string
   let head = `${method} ${opts.path} HTTP/1.1\r\n`;
   const h = opts.headers as string[];
   let host = false;
-  let length = false;
   let fields = '';
   for (let i = 0; i < h.length; i += 2) {
     const name = h[i]!;
@@ -99,12 +98,13 @@ function requestHead(opts: Dispatcher.DispatchOptions, hostLine: string): string
       head += `host: ${h[i + 1]}\r\n`;
       continue;
     }
-    if (name.length === 14 && name.toLowerCase() === 'content-length') length = true;
+    // No body here, so any Content-Length is "0": like undici, sent only for methods that expect a payload (below).
+    if (name.length === 14 && name.toLowerCase() === 'content-length') continue;
     fields += `${name}: ${h[i + 1]}\r\n`;
   }
   if (!host) head += hostLine;
   head += 'connection: keep-alive\r\n';
-  if (!length && PAYLOAD_METHODS.has(method)) head += 'content-length: 0\r\n';
+  if (PAYLOAD_METHODS.has(method)) head += 'content-length: 0\r\n';
   return `${head}${fields}\r\n`;
 }
 

@@ -296,8 +296,11 @@ function paramsOf(list: Node[]): RpcValue[] {
 const METHOD_NAME = /^[A-Za-z0-9_.:/]+$/;
 
 export function decodeMethodCall(text: string): MethodCall {
-  const fast = readPlain(text, plainMethodCall);
-  if (fast !== undefined) return fast;
+  return readPlain(text, plainMethodCall) ?? decodeMethodCallGeneral(text);
+}
+
+/** decodeMethodCall by the general path alone (tests hold the two paths to the same answers). */
+export function decodeMethodCallGeneral(text: string): MethodCall {
   const body = elements(root(parseXml(text), 'methodCall'), 'methodCall');
   let methodName: string | undefined;
   let params: RpcValue[] = [];
@@ -313,8 +316,11 @@ export function decodeMethodCall(text: string): MethodCall {
 }
 
 export function decodeMethodResponse(text: string): MethodResponse {
-  const fast = readPlain(text, plainMethodResponse);
-  if (fast !== undefined) return fast;
+  return readPlain(text, plainMethodResponse) ?? decodeMethodResponseGeneral(text);
+}
+
+/** decodeMethodResponse by the general path alone. */
+export function decodeMethodResponseGeneral(text: string): MethodResponse {
   const body = elements(root(parseXml(text), 'methodResponse'), 'methodResponse');
   if (body.length !== 1) throw invalidRpc('<methodResponse> needs one <params> or one <fault>');
   const n = body[0]!;
@@ -367,6 +373,16 @@ let selfClosed = false;
 
 function notPlain(): never {
   throw NOT_PLAIN;
+}
+
+/** The plain reader alone: the call, or undefined when the document is not in the plain form. */
+export function readPlainMethodCall(text: string): MethodCall | undefined {
+  return readPlain(text, plainMethodCall);
+}
+
+/** The plain reader alone, for a methodResponse. */
+export function readPlainMethodResponse(text: string): MethodResponse | undefined {
+  return readPlain(text, plainMethodResponse);
 }
 
 /** Runs a plain reader over text; undefined when the text is not in the plain form (or has any error). */
@@ -443,6 +459,8 @@ function closing(name: string): boolean {
   return true;
 }
 
+const EOL = /\r\n?/g;
+
 /** Character data up to the next tag: text with references decoded, CDATA sections as they are. */
 function text(): string {
   let out = '';
@@ -450,14 +468,17 @@ function text(): string {
     const lt = src.indexOf('<', pos);
     if (lt < 0) notPlain();
     if (lt > pos) {
-      const raw = src.slice(pos, lt);
+      let raw = src.slice(pos, lt);
+      // Line ends as XML (and fast-xml-parser) read them: CR LF and a lone CR become LF, before references are decoded.
+      if (raw.indexOf('\r') >= 0) raw = raw.replace(EOL, '\n');
       out += raw.indexOf('&') < 0 ? raw : raw.replace(ENTITY, decodeEntity);
     }
     pos = lt;
     if (!src.startsWith('<![CDATA[', lt)) return out;
     const end = src.indexOf(']]>', lt + 9);
     if (end < 0) notPlain();
-    out += src.slice(lt + 9, end);
+    const cdata = src.slice(lt + 9, end);
+    out += cdata.indexOf('\r') < 0 ? cdata : cdata.replace(EOL, '\n');
     pos = end + 3;
   }
 }
