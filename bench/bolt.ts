@@ -30,7 +30,7 @@ import {
   machineLine,
   parseBenchArgs,
   percentile,
-  PORTWAY_CLI,
+  PORTWAY_CLI, PORTWAY_NODE_FLAGS,
   REPO,
   ratio,
   runAsMain,
@@ -113,7 +113,7 @@ clusters:
   - { name: http, endpoints: [127.0.0.1:${httpPort}] }
 `,
   );
-  const child = children.spawn('portway', process.execPath, [PORTWAY_CLI, 'run', '-c', file], { cwd: REPO });
+  const child = children.spawn('portway', process.execPath, [...PORTWAY_NODE_FLAGS, PORTWAY_CLI, 'run', '-c', file], { cwd: REPO });
   await waitForPort(port, 15_000, child);
   return { port, pid: child.pid, stop: () => child.stop() };
 }

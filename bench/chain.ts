@@ -19,7 +19,7 @@
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Children, freePort, waitForHttp200, waitForPort, requireDebianTool, table, ratio, fmt, machineLine, PORTWAY_CLI, processCpuSeconds } from './lib';
+import { Children, freePort, waitForHttp200, waitForPort, requireDebianTool, table, ratio, fmt, machineLine, PORTWAY_CLI, PORTWAY_NODE_FLAGS, processCpuSeconds } from './lib';
 
 const HOST = '127.0.0.1';
 
@@ -121,7 +121,7 @@ async function main(): Promise<void> {
       const port = await freePort();
       const file = join(tmp, `portway-${k}.yaml`);
       writeFileSync(file, config(admin, port, upstream, FILTERS[k]!));
-      const pw = children.spawn(`portway(${k})`, process.execPath, [PORTWAY_CLI, 'run', '-c', file]);
+      const pw = children.spawn(`portway(${k})`, process.execPath, [...PORTWAY_NODE_FLAGS, PORTWAY_CLI, 'run', '-c', file]);
       await waitForHttp200(`http://${HOST}:${admin}/ready`, 30_000, pw);
       await bench(children, benchBin, port, 'get', 1, 20_000, pw.pid); // warm-up, not counted
       proxies.push({ path: `portway(${k})`, port, pid: pw.pid! });

@@ -29,7 +29,7 @@ import {
   machineLine,
   otherLoadWarning,
   parseBenchArgs,
-  PORTWAY_CLI,
+  PORTWAY_CLI, PORTWAY_NODE_FLAGS,
   REPO,
   requireDebianTool,
   runAsMain,
@@ -231,7 +231,7 @@ async function startPath(
   const file = join(tmp, 'portway.yaml');
   writeFileSync(file, portwayConfig(admin, port, originPort, ctx.connections));
   const cli = path === 'baseline' ? ctx.baselineCli! : PORTWAY_CLI;
-  const proxy = children.spawn(path, process.execPath, [cli, 'run', '-c', file], { cwd: REPO });
+  const proxy = children.spawn(path, process.execPath, [...PORTWAY_NODE_FLAGS, cli, 'run', '-c', file], { cwd: REPO });
   await stopOnError(proxy, waitForHttp200(`http://${HOST}:${admin}/ready`, 15_000, proxy));
   const notes: Record<string, unknown> = {};
   return {

@@ -20,7 +20,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
-import { benchMain, Children, CpuMeter, fmt, freePort, machineLine, parseBenchArgs, PORTWAY_CLI, ratio, runAsMain, say, table, waitForHttp200, waitForPort, type Child } from './lib';
+import { benchMain, Children, CpuMeter, fmt, freePort, machineLine, parseBenchArgs, PORTWAY_CLI, PORTWAY_NODE_FLAGS, ratio, runAsMain, say, table, waitForHttp200, waitForPort, type Child } from './lib';
 import { KafkaFrameDecoder } from '../src/protocols/kafka/frame-decoder';
 import { KafkaReader } from '../src/protocols/kafka/reader';
 import { KafkaWriter } from '../src/protocols/kafka/writer';
@@ -283,7 +283,7 @@ clusters:
     component: ${component === 'memory_log' ? '{ type: memory_log }' : `{ type: embedded, data_dir: ${join(dir, 'data')}, fsync: interval }`}
 `,
   );
-  const child = children.spawn('portway', process.execPath, [PORTWAY_CLI, 'run', '-c', cfg]);
+  const child = children.spawn('portway', process.execPath, [...PORTWAY_NODE_FLAGS, PORTWAY_CLI, 'run', '-c', cfg]);
   await waitForHttp200(`http://127.0.0.1:${admin}/ready`, 15_000, child);
   return { child, broker: `127.0.0.1:${port}` };
 }

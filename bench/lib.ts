@@ -15,6 +15,11 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 /** The repository root (this file runs from dist/bench/). */
 export const REPO = resolve(__dirname, '../..');
 export const PORTWAY_CLI = resolve(__dirname, '../src/cli.js');
+/**
+ * The node flags bin/portway (and so `npm start`) launches Portway with, so a
+ * bench measures what users run. PORTWAY_NODE_FLAGS overrides, as for bin/portway.
+ */
+export const PORTWAY_NODE_FLAGS: string[] = (process.env['PORTWAY_NODE_FLAGS'] ?? '--min-semi-space-size=16').split(/\s+/).filter(Boolean);
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 

@@ -38,7 +38,7 @@ import {
   machineLine,
   otherLoadWarning,
   parseBenchArgs,
-  PORTWAY_CLI,
+  PORTWAY_CLI, PORTWAY_NODE_FLAGS,
   REPO,
   requireDebianTool,
   runAsMain,
@@ -327,7 +327,7 @@ async function startPortwayChild(ctx: PathContext, name: string, upstreams: numb
   const file = join(ctx.tmp, `${name}.yaml`);
   writeFileSync(file, portwayConfig(admin, port, upstreams));
   const nodeArgs = ctx.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', ctx.cpuProfDir, '--cpu-prof-name', `${name}-${Date.now()}.cpuprofile`] : [];
-  const [cmd, args] = withFdLimit(process.execPath, [...nodeArgs, PORTWAY_CLI, 'run', '-c', file]);
+  const [cmd, args] = withFdLimit(process.execPath, [...PORTWAY_NODE_FLAGS, ...nodeArgs, PORTWAY_CLI, 'run', '-c', file]);
   const proxy = ctx.children.spawn(name, cmd, args, { cwd: REPO });
   await stopOnError(proxy, waitForHttp200(`http://${HOST}:${admin}/ready`, 15_000, proxy));
   return { proxy, port, admin };

@@ -35,7 +35,7 @@ import {
   otherLoadWarning,
   parseBenchArgs,
   percentile,
-  PORTWAY_CLI,
+  PORTWAY_CLI, PORTWAY_NODE_FLAGS,
   REPO,
   requireDebianTool,
   runAsMain,
@@ -466,7 +466,7 @@ async function startPath(path: PathName, ctx: { children: Children; tmp: string;
     const admin = await freePort();
     const file = join(tmp, 'portway.yaml');
     writeFileSync(file, portwayConfig(admin, port, upstreamPort, iperfPorts));
-    const proxy = children.spawn('portway', process.execPath, [PORTWAY_CLI, 'run', '-c', file], { cwd: REPO });
+    const proxy = children.spawn('portway', process.execPath, [...PORTWAY_NODE_FLAGS, PORTWAY_CLI, 'run', '-c', file], { cwd: REPO });
     await stopOnError(proxy, waitForHttp200(`http://${HOST}:${admin}/ready`, 15_000, proxy));
     const notes: Record<string, unknown> = {};
     return {

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { builtins } from '../src/builtins';
-import { fmt, freePort, httpGet, machineLine, parseBenchArgs, PORTWAY_CLI, ratio, requireDebianTool, runAsMain, say, sleep, table } from './lib';
+import { fmt, freePort, httpGet, machineLine, parseBenchArgs, PORTWAY_CLI, PORTWAY_NODE_FLAGS, ratio, requireDebianTool, runAsMain, say, sleep, table } from './lib';
 
 const HELP = `bench/workers: Redis -P 16 throughput with workers: 2 against 1, and protocol: auto against protocol: redis
 
@@ -76,7 +76,7 @@ function runRedisBenchmark(bin: string, port: number, requests: number, clients:
 async function runPath(name: PathName, yaml: string, adminPort: number, port: number, bench: string, requests: number, clients: number, dir: string): Promise<PathResult> {
   const file = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
   writeFileSync(file, yaml);
-  const proc = spawn(process.execPath, [PORTWAY_CLI, 'run', '-c', file, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [...PORTWAY_NODE_FLAGS, PORTWAY_CLI, 'run', '-c', file, '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   proc.stderr!.on('data', (c: Buffer) => (stderr = (stderr + c.toString()).slice(-2000)));
   try {
