@@ -177,7 +177,7 @@ export class BoltListener implements ConnectionHandler, AttributeSource {
   /** The around-policies folded around the terminal, callback form (no promise per call). */
   private readonly dispatchComposed: Dispatch<BoltReply>;
   /** When a bad frame was last logged (at most one warning a second; the rest are counted). */
-  private badLoggedAt = 0;
+  private badLoggedAt = Number.NEGATIVE_INFINITY;
   private badSuppressed = 0;
   private readonly errorCache = new Map<string, Buffer>();
   /** Client connections open on this generation, and whether a newer one replaced it. */
