@@ -7,40 +7,17 @@
 import { Type } from '@sinclair/typebox';
 import type { FilterFactory, LocalReply, PhaseFilter } from '../../src/filter';
 import type { Exchange } from '../../src/exchange';
-import type { RawStringMatch } from '../../src/config/schema';
 import type { RouteConfig } from '../../src/config/types';
 import type { Cluster } from '../../src/routing/cluster';
 import { ErrorCode, ProxyError } from '../../src/errors';
 import { Cidr } from '../../src/util/address';
+import { compileStringMatch } from '../../src/routing/string-match';
 
 const RouterConfig = Type.Object({}, { additionalProperties: false, description: "The router has no options: it reads the listener's routes." });
 
 type Predicate = (ex: Exchange) => boolean;
 
-export function compileStringMatch(m: RawStringMatch): (v: string | undefined) => boolean {
-  let f: (v: string | undefined) => boolean;
-  if (m.exact !== undefined) {
-    const s = m.exact;
-    f = (v) => v === s;
-  } else if (m.prefix !== undefined) {
-    const s = m.prefix;
-    f = (v) => v !== undefined && v.startsWith(s);
-  } else if (m.suffix !== undefined) {
-    const s = m.suffix;
-    f = (v) => v !== undefined && v.endsWith(s);
-  } else if (m.regex !== undefined) {
-    const re = new RegExp(m.regex);
-    f = (v) => v !== undefined && re.test(v);
-  } else {
-    const want = m.present !== false;
-    f = (v) => (v !== undefined) === want;
-  }
-  if (m.invert) {
-    const inner = f;
-    f = (v) => !inner(v);
-  }
-  return f;
-}
+export { compileStringMatch };
 
 function compilePredicate(r: RouteConfig): Predicate | null {
   const preds: Predicate[] = [];

@@ -127,13 +127,15 @@ export class AdminServer {
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
+/** Writes a JSON admin reply (also used by the workers' primary admin). */
+export function send(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body, null, 2) + '\n';
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+/** Reads an admin request body, at most 1 MiB. */
+export function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;

@@ -6,8 +6,8 @@ import { formatHostPort } from '../util/address';
 import { VERSION } from '../version';
 import type { WorkerPool } from './index';
 import { mergeExpositions } from './merge-metrics';
+import { readBody, send } from '../admin/server';
 
-const MAX_BODY = 1 << 20;
 
 /**
  * The admin API of a primary process in multi-core mode: the same endpoints as
@@ -132,26 +132,3 @@ export class PrimaryAdmin {
   }
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body, null, 2) + '\n';
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
-  res.end(text);
-}
-
-function readBody(req: IncomingMessage): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) {
-        reject(new Error('admin request body too large'));
-        req.destroy();
-        return;
-      }
-      chunks.push(c);
-    });
-    req.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-    req.on('error', reject);
-  });
-}

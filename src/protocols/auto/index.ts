@@ -38,7 +38,7 @@ import { ErrorCode } from '../../errors';
 import { FilterChain, type PhaseFilter } from '../../filter';
 import type { Counter } from '../../metrics';
 import { parseDuration } from '../../util/duration';
-import { compileStringMatch } from '../../../filters/router';
+import { compileStringMatch } from '../../routing/string-match';
 import type { ConnectionHandler, ProtocolBuildContext, ProtocolModule } from '../protocol';
 import { tcpProtocol } from '../tcp';
 import { redisProtocol } from '../redis';

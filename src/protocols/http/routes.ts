@@ -13,7 +13,7 @@
  * no dot-segment removal).
  */
 import type { IncomingMessage } from 'node:http';
-import type { RawStringMatch } from '../../config/schema';
+import { compileStringMatch } from '../../routing/string-match';
 import type { Cluster } from '../../routing/cluster';
 import type { HttpRouteConfig } from './options';
 import type { HttpRouteHandler } from './handlers';
@@ -39,30 +39,6 @@ interface Entry {
   index: number;
 }
 
-export function compileStringMatch(m: RawStringMatch): (v: string | undefined) => boolean {
-  let f: (v: string | undefined) => boolean;
-  if (m.exact !== undefined) {
-    const s = m.exact;
-    f = (v) => v === s;
-  } else if (m.prefix !== undefined) {
-    const s = m.prefix;
-    f = (v) => v !== undefined && v.startsWith(s);
-  } else if (m.suffix !== undefined) {
-    const s = m.suffix;
-    f = (v) => v !== undefined && v.endsWith(s);
-  } else if (m.regex !== undefined) {
-    const re = new RegExp(m.regex);
-    f = (v) => v !== undefined && re.test(v);
-  } else {
-    const want = m.present !== false;
-    f = (v) => (v !== undefined) === want;
-  }
-  if (m.invert === true) {
-    const inner = f;
-    f = (v) => !inner(v);
-  }
-  return f;
-}
 
 /** A header's value as node:http presents it (several fields joined with ", "), or undefined. */
 function headerValue(req: IncomingMessage, name: string): string | undefined {
