@@ -82,6 +82,11 @@ export class Endpoint {
     return this.ejectedUntil > now || !this.activeHealthy;
   }
 
+  /** isEjected(performance.now()), reading the clock only when an ejection time is set (a hot path's common case reads none). */
+  isEjectedNow(): boolean {
+    return !this.activeHealthy || (this.ejectedUntil > 0 && this.ejectedUntil > performance.now());
+  }
+
   /** Ejected by passive or outlier detection (active health aside). */
   isEjectedOnly(now: number): boolean {
     return this.ejectedUntil > now;

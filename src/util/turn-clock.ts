@@ -27,3 +27,25 @@ export function turnNow(): number {
   queueMicrotask(stale);
   return cached;
 }
+
+let loopCached = 0;
+let loopFresh = false;
+
+function loopStale(): void {
+  loopFresh = false;
+}
+
+/**
+ * performance.now() as of the first read in this event-loop iteration:
+ * every I/O callback of one poll phase (at pipeline 1, one per client read)
+ * shares one clock read, and the check phase marks it stale. Coarser than
+ * turnNow(): it lags by up to the time the iteration has run so far, so it
+ * is meant for statistics (latency histograms), never for deadlines.
+ */
+export function loopNow(): number {
+  if (loopFresh) return loopCached;
+  loopCached = performance.now();
+  loopFresh = true;
+  setImmediate(loopStale);
+  return loopCached;
+}

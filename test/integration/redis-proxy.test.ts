@@ -336,3 +336,52 @@ clusters:
     }
   });
 });
+
+describe('Redis listener idle_timeout', () => {
+  test('a silent client is closed after the timeout; an active one and a subscriber are not', async () => {
+    const redis = await startRedis();
+    const pw = await startPortway(`
+listeners:
+  - name: redis
+    address: 127.0.0.1:0
+    protocol: redis
+    idle_timeout: 400ms
+    routes: [{ cluster: r }]
+clusters:
+  - { name: r, endpoints: ["${redis.address}"] }
+`);
+    const port = pw.port('redis');
+    const silent = connect(port, '127.0.0.1');
+    const active = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
+    const sub = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
+    try {
+      let silentClosedAt = 0;
+      const opened = Date.now();
+      silent.on('close', () => (silentClosedAt = Date.now()));
+      silent.on('error', () => {});
+      await sub.subscribe('news');
+      let activeClosed = false;
+      let subClosed = false;
+      active.on('end', () => (activeClosed = true));
+      sub.on('end', () => (subClosed = true));
+      // The active client sends a command every 100 ms for 1.5 s (well past the timeout).
+      for (let i = 0; i < 15; i++) {
+        assert.equal(await active.set('idle:k', String(i)), 'OK');
+        await sleep(100);
+      }
+      await waitFor(() => silentClosedAt > 0, 3000, 'the silent client closed');
+      assert.ok(silentClosedAt - opened >= 400, `closed after ${silentClosedAt - opened} ms, not before the 400 ms timeout`);
+      assert.equal(activeClosed, false, 'the active client stays');
+      assert.equal(subClosed, false, 'a subscriber waiting for messages is not idle');
+      assert.equal(await active.get('idle:k'), '14');
+      const m = (await http('GET', `${pw.admin}/metrics`)).body;
+      assert.match(m, /portway_downstream_errors_total\{code="PW_ERR_IDLE_TIMEOUT",listener="redis"\} 1\b/);
+    } finally {
+      silent.destroy();
+      active.disconnect();
+      sub.disconnect();
+      await pw.stop();
+      await redis.stop();
+    }
+  });
+});

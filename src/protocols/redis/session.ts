@@ -34,6 +34,9 @@ import { ASKING, IGNORE, parseRedirect, type ClusterTopology } from './cluster-t
 import { keySlot } from '../../routing/redis-slot';
 import { mergeInfo } from './info';
 import { KeyRewriter, mapReplyKeys } from './prefix';
+import { directFd, directWrite } from '../../util/direct-write';
+import { idleSweeper, type IdleSweeper } from '../../util/idle-sweep';
+import { loopNow } from '../../util/turn-clock';
 
 const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 const NULL_BULK2 = Buffer.from('$-1\r\n');
@@ -240,6 +243,11 @@ export class RedisSession {
   private pending = 0;
   private writeBlocked = false;
   private closing = false;
+  /** The client socket's descriptor for direct writes (util/direct-write.ts); -2: not read yet, -1: socket.write only. */
+  private fd = -2;
+  /** Idle timeout (util/idle-sweep.ts): the sweeper, and its tick at the last read or write. */
+  private readonly sweeper: IdleSweeper | null;
+  idleMark = 0;
   resp: RespProtocolVersion = 2;
   db = 0;
   name: Buffer | null = null;
@@ -292,7 +300,15 @@ export class RedisSession {
       { onCommand: (cmd) => this.onCommand(cmd), onError: (err) => this.onProtocolError(err) },
       { maxBulkLength: l.options.maxBulkLength, unauthenticated: l.users !== null },
     );
-    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    const sweeper = l.idleTimeoutMs > 0 ? idleSweeper(l.idleTimeoutMs) : null;
+    this.sweeper = sweeper;
+    if (sweeper !== null) {
+      sweeper.add(this);
+      socket.on('data', (chunk: Buffer) => {
+        this.idleMark = sweeper.tick;
+        this.decoder.push(chunk);
+      });
+    } else socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('error', () => socket.destroy());
     // The client half-closed: answer what it sent, then close our side (the listener allows half-open sockets).
     socket.on('end', () => {
@@ -300,7 +316,6 @@ export class RedisSession {
       if (this.head === null && !this.flushScheduled) this.socket.end();
     });
     socket.on('close', () => this.onClose());
-    if (l.idleTimeoutMs > 0) socket.setTimeout(l.idleTimeoutMs, () => this.onIdle());
   }
 
   // --- reply ordering ------------------------------------------------------
@@ -329,7 +344,7 @@ export class RedisSession {
       slot.stats = null;
       st.count.value++;
       if (data[0] === RespType.Error) st.errors.value++;
-      st.latency.observe((performance.now() - slot.t0) / 1000);
+      st.latency.observe((loopNow() - slot.t0) / 1000);
     }
     const ex = slot.ex;
     if (ex !== null) {
@@ -393,7 +408,9 @@ export class RedisSession {
       // A burst of pipelined replies: do not keep its long list for an idle connection.
       if (n > 64) this.out = [];
     }
-    const ok = this.socket.write(data);
+    if (this.sweeper !== null) this.idleMark = this.sweeper.tick;
+    if (this.fd === -2) this.fd = directFd(this.socket);
+    const ok = directWrite(this.socket, this.fd, data);
     if (!ok && !this.writeBlocked) {
       // A client that does not read its replies stops being read too.
       this.writeBlocked = true;
@@ -443,7 +460,7 @@ export class RedisSession {
     this.l.stats.commands.inc();
     const slot = this.newSlot(name);
     slot.stats = this.l.commandStats(name);
-    slot.t0 = performance.now();
+    slot.t0 = loopNow();
     if (this.deferred.length > 0) {
       this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: false });
       return;
@@ -791,7 +808,7 @@ export class RedisSession {
   /** A cluster of interchangeable servers: the session keeps to one of them while it is healthy. */
   private stickyEndpoint(cluster: Cluster): Endpoint | null {
     let ep = this.sticky.get(cluster);
-    if (ep === undefined || ep.isEjected(performance.now()) || !cluster.endpoints.includes(ep)) {
+    if (ep === undefined || ep.isEjectedNow() || !cluster.endpoints.includes(ep)) {
       ep = cluster.pick() ?? undefined;
       if (ep === undefined) return null;
       this.sticky.set(cluster, ep);
@@ -1490,13 +1507,15 @@ export class RedisSession {
     if (!err.hasReply) this.socket.destroy();
   }
 
-  private onIdle(): void {
+  /** Called by the idle sweeper after idle_timeout without a read or a write. */
+  onIdleSweep(): void {
     if (this.subscribed || this.inflightDedicated > 0) return; // waiting for messages or a blocking command is not idleness
     this.l.stats.countError(ErrorCode.IdleTimeout);
     this.socket.destroy();
   }
 
   private onClose(): void {
+    this.sweeper?.delete(this);
     this.decoder.destroy();
     this.dedicated?.fail(new ProxyError(ErrorCode.DownstreamClosed, 'client closed', { source: 'downstream' }));
     this.dedicated = null;
