@@ -342,7 +342,7 @@ export interface ExtractKeysOptions {
 export function extractKeys(cmd: CommandArgs, out: number[] = [], opts?: ExtractKeysOptions): number[] {
   const info = resolveCommand(cmd);
   if (info === undefined || !info.arityOk(cmd.argc)) {
-    out.length = 0;
+    if (out.length !== 0) out.length = 0;
     return out;
   }
   // Keys are written in place and the length set last: `out.length = 0` then
@@ -351,12 +351,13 @@ export function extractKeys(cmd: CommandArgs, out: number[] = [], opts?: Extract
   const one = info.singleKey;
   if (one > 0 && one < cmd.argc) {
     out[0] = one;
-    out.length = 1;
+    // Setting length calls into the runtime even when it does not change it: only set it when it does.
+    if (out.length !== 1) out.length = 1;
     return out;
   }
   const n = keysFromSpecs(info, cmd, out, opts?.includeNotKeys === true);
   if (n >= 0) {
-    out.length = n;
+    if (out.length !== n) out.length = n;
     return out;
   }
   out.length = 0;

@@ -14,6 +14,8 @@
  */
 import { doubleText, type RespPairs, type RespValue } from './resp-value';
 
+/** Copies up to this many bytes by hand (see raw()). */
+const SMALL_COPY = 64;
 const CR = 13;
 const LF = 10;
 
@@ -176,7 +178,13 @@ export class RespWriter {
   raw(src: Buffer, start = 0, end = src.length): this {
     const n = end - start;
     this.reserve(n);
-    this.pos += src.copy(this.buf, this.pos, start, end);
+    if (n <= SMALL_COPY) {
+      // A forwarded command is usually a few dozen bytes: Buffer.copy of a part makes a temporary view each time.
+      const buf = this.buf;
+      let p = this.pos;
+      for (let i = start; i < end; i++) buf[p++] = src[i]!;
+      this.pos = p;
+    } else this.pos += src.copy(this.buf, this.pos, start, end);
     return this;
   }
 

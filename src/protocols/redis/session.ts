@@ -653,7 +653,7 @@ export class RedisSession {
     let cluster = target.cluster;
     if (target.ex) slot.ex = target.ex;
     const name = cmd.name;
-    const pinned = STATEFUL.has(name) || this.inMulti || this.watching || this.db !== 0 || (this.subscribed && this.resp === 2) || BLOCKING.has(name);
+    const pinned = this.inMulti || this.watching || this.db !== 0 || (this.subscribed && this.resp === 2) || PINNING.has(name);
     if (this.l.replicasOf !== null && !pinned) cluster = this.readCluster(cluster, cmd);
     if (this.l.mirrors !== null && !pinned) this.mirror(cmd, keys);
     const comp = cluster.component;
@@ -1659,6 +1659,8 @@ const SUBSCRIBED_OK = new Set(['SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSC
 const STATEFUL = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SUBSCRIBE', 'PSUBSCRIBE', 'SSUBSCRIBE', 'UNSUBSCRIBE', 'PUNSUBSCRIBE', 'SUNSUBSCRIBE', 'MONITOR']);
 /** Commands that may block the connection they run on. */
 const BLOCKING = new Set(['BLPOP', 'BRPOP', 'BLMOVE', 'BRPOPLPUSH', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP', 'XREAD', 'XREADGROUP', 'WAIT', 'WAITAOF']);
+/** STATEFUL and BLOCKING together: one lookup on the request path. */
+const PINNING = new Set([...STATEFUL, ...BLOCKING]);
 
 /** Keyless commands that touch the whole keyspace, and how a sharded cluster merges their replies. */
 function broadcastKind(cmd: RespCommand): MergeKind | undefined {
