@@ -81,3 +81,52 @@ export function directWrite(sock: Socket, fd: number, data: Buffer): boolean {
   }
   return sock.write(data);
 }
+
+/** Batches up to this many bytes are joined into one buffer; larger ones are handed to the stream (writev, no copy). */
+const JOIN_LIMIT = 256 * 1024;
+
+/**
+ * Writes a turn's batch of buffers, in order: joined into one and written
+ * as directWrite() does, or (a large batch) corked into socket.write(),
+ * which sends it with one writev. Returns what socket.write() would.
+ */
+export function directWriteBatch(sock: Socket, fd: number, bufs: readonly Buffer[]): boolean {
+  const n = bufs.length;
+  if (n === 1) return directWrite(sock, fd, bufs[0]!);
+  let len = 0;
+  for (let i = 0; i < n; i++) len += bufs[i]!.length;
+  if (len <= JOIN_LIMIT) return directWrite(sock, fd, Buffer.concat(bufs as Buffer[], len));
+  sock.cork();
+  let ok = true;
+  for (let i = 0; i < n; i++) ok = sock.write(bufs[i]!);
+  sock.uncork();
+  return ok;
+}
+
+type SetSockOpt = (fd: number, level: number, name: number, value: Int32Array, len: number) => number;
+let setsockopt: SetSockOpt | null | undefined;
+const ONE = new Int32Array([1]);
+const IPPROTO_TCP = 6;
+const TCP_QUICKACK = 12;
+
+/**
+ * Asks the kernel to acknowledge what this socket received at once instead
+ * of delaying the ACK (Linux leaves quick-ack mode on its own, so callers
+ * set it again after each read). For upstreams that write with Nagle's
+ * algorithm on: their next small reply waits for our ACK of the previous one.
+ */
+export function quickAck(fd: number): void {
+  if (setsockopt === undefined) {
+    setsockopt = null;
+    if (load() !== null) {
+      try {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const koffi = require('koffi') as { load(p: string): { func(sig: string): unknown } };
+        setsockopt = koffi.load('libc.so.6').func('int setsockopt(int fd, int level, int name, const int32_t *value, uint32_t len)') as SetSockOpt;
+      } catch {
+        setsockopt = null;
+      }
+    }
+  }
+  if (setsockopt !== null && fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, ONE, 4);
+}

@@ -173,6 +173,14 @@ export interface SofaClient {
   invoke(method: string, args: unknown[], o?: { service?: string; version?: string; timeoutMs?: number }): Promise<InvokeResult>;
   /** Runs n calls with `concurrency` in flight; returns per-call latencies (ms) and errors. */
   load(method: string, args: unknown[], n: number, concurrency: number, o?: { durationMs?: number; service?: string }): Promise<{ calls: number; errors: number; latencies: number[]; elapsedMs: number; firstError?: string }>;
+  /**
+   * Open loop: calls started at a fixed `rate` (calls/s) for durationMs,
+   * whatever the answers do (slow answers never hold later calls back),
+   * each latency counted from when the call was sent. `late` counts calls
+   * the generator itself sent more than 1 ms after they were due (its timer
+   * granularity and its own CPU), the same for every path measured.
+   */
+  rateLoad(method: string, args: unknown[], rate: number, durationMs: number, o?: { service?: string }): Promise<{ calls: number; errors: number; latencies: number[]; elapsedMs: number; late: number; firstError?: string }>;
   kill(): Promise<void>;
 }
 
@@ -189,6 +197,10 @@ export async function startSofaClient(target: { serverHost?: string } & SofaPeer
     async load(method, args, n, concurrency, o = {}) {
       const m = await child.request({ op: 'load', method, args: tag(args), n, concurrency, durationMs: o.durationMs ?? 0, service: o.service ?? SOFA_SERVICE, version: '1.0', timeout: 5000 });
       return m as unknown as { calls: number; errors: number; latencies: number[]; elapsedMs: number; firstError?: string };
+    },
+    async rateLoad(method, args, rate, durationMs, o = {}) {
+      const m = await child.request({ op: 'rate', method, args: tag(args), rate, durationMs, service: o.service ?? SOFA_SERVICE, version: '1.0', timeout: 5000 });
+      return m as unknown as { calls: number; errors: number; latencies: number[]; elapsedMs: number; late: number; firstError?: string };
     },
     kill: () => child.kill(),
   };
@@ -423,6 +435,46 @@ async function runClientChild(): Promise<void> {
           const err = e as Error;
           send({ id: m.id, ok: false, error: { name: err.name, message: err.message }, ms: performance.now() - t0 });
         }
+        return;
+      }
+      if (m.op === 'rate') {
+        // Open loop: call i is due at start + i / rate and is sent then, answered or not; its latency counts from when it was sent.
+        const latencies: number[] = [];
+        let errors = 0;
+        let late = 0;
+        let firstError: string | undefined;
+        const start = performance.now() + 1;
+        const total = Math.floor((m.rate * m.durationMs) / 1000);
+        let issued = 0;
+        let done = 0;
+        await new Promise<void>((resolve) => {
+          const one = () => {
+            const t0 = performance.now();
+            c.invoke(m.method, args, { responseTimeout: m.timeout }).then(
+              () => latencies.push(performance.now() - t0),
+              (e: Error) => {
+                errors++;
+                firstError ??= e.message;
+              },
+            ).finally(() => {
+              if (++done === total) resolve();
+            });
+          };
+          const tick = () => {
+            const now = performance.now();
+            while (issued < total) {
+              const due = start + (issued * 1000) / m.rate;
+              if (due > now) break;
+              if (now - due > 1) late++;
+              issued++;
+              one();
+            }
+            if (issued < total) setTimeout(tick, 1);
+          };
+          if (total === 0) resolve();
+          else setTimeout(tick, 1);
+        });
+        send({ id: m.id, calls: latencies.length, errors, latencies, late, elapsedMs: performance.now() - start, ...(firstError ? { firstError } : {}) });
         return;
       }
       // load: n calls (or until durationMs), `concurrency` in flight.

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, connect, type Socket, type Server, type AddressInfo } from 'node:net';
-import { directFd, directWrite, directWriteAvailable } from '../../src/util/direct-write';
+import { directFd, directWrite, directWriteAvailable, quickAck } from '../../src/util/direct-write';
 
 /** A connected pair on loopback: [client side, server side]. */
 async function pair(): Promise<{ a: Socket; b: Socket; server: Server }> {
@@ -116,6 +116,29 @@ describe('direct writes (send(2) past the stream machinery)', () => {
         directWrite(a, fd, Buffer.from('+late\r\n'));
       });
       assert.match(err.message, /write after end/);
+    } finally {
+      a.destroy();
+      b.destroy();
+      server.close();
+    }
+  });
+});
+
+describe('quickAck (TCP_QUICKACK after a read)', () => {
+  test('sets TCP_QUICKACK on the socket', async () => {
+    const { a, b, server } = await pair();
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const koffi = require('koffi') as { load(p: string): { func(sig: string): (...a: unknown[]) => number } };
+      const getsockopt = koffi.load('libc.so.6').func('int getsockopt(int fd, int level, int name, _Out_ int32_t *value, _Inout_ uint32_t *len)');
+      const fd = directFd(a);
+      const value = new Int32Array(1);
+      const len = new Uint32Array([4]);
+      quickAck(fd);
+      assert.equal(getsockopt(fd, 6, 12, value, len), 0);
+      assert.equal(value[0], 1);
+      // A bad descriptor is ignored (no throw).
+      quickAck(-1);
     } finally {
       a.destroy();
       b.destroy();

@@ -73,6 +73,13 @@ const BoltOptionsSchema = Type.Object(
     ),
     default_timeout: Type.Optional(Duration('Deadline of a call whose frame carries no timeout (0).', '3s')),
     upstream_heartbeat: Type.Optional(Duration('Send a heartbeat on a provider connection idle this long; close it when the heartbeat is not answered within as long again. 0 disables.', '15s')),
+    quick_ack: Type.Optional(
+      Type.Boolean({
+        default: true,
+        description:
+          "Acknowledge each read from a provider at once (TCP_QUICKACK after every read, Linux). sofa-rpc-node servers write with Nagle's algorithm on, so a small reply waits for the ACK of the previous one; a delayed ACK then adds milliseconds to the tail. Costs one setsockopt per read; false: leave ACKs to the kernel.",
+      }),
+    ),
     idempotent_methods: Type.Optional(
       Type.Array(Type.String({ pattern: '^[^#]+#[^#]+$', 'x-hint': 'must be "<interface>#<method>" (or "<interface>#*")' }), {
         description: 'Calls a retry filter may send again after a reset or a timeout: "<interface>#<method>", "<interface>:<version>#<method>" or "<interface>#*". Other calls are retried only when they never reached a provider.',
@@ -151,6 +158,7 @@ export const boltProtocol: ProtocolModule = {
       perEndpoint: o.connections_per_endpoint ?? 2,
       defaultTimeoutMs: parseDuration(o.default_timeout ?? '3s'),
       heartbeatMs: parseDuration(o.upstream_heartbeat ?? '15s'),
+      quickAck: o.quick_ack ?? true,
       idempotent: idem.length > 0 ? new Set(idem) : null,
       hessian: (o.hessian ?? 'auto') as 'auto' | HessianDialect,
       needMethod: o.decode_method ?? false,

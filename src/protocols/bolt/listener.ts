@@ -14,6 +14,7 @@
  *    payload is decoded (both Hessian dialects), sent through an RpcUpstream,
  *    and the result or fault encoded back as a SofaResponse in the caller's dialect.
  */
+import { adoptForSharedReads } from '../../util/shared-read';
 import type { Socket } from 'node:net';
 import { Exchange, type AttributeSource } from '../../exchange';
 import { ErrorCode, ProxyError, toProxyError } from '../../errors';
@@ -38,6 +39,8 @@ export interface BoltOptions {
   perEndpoint: number;
   defaultTimeoutMs: number;
   heartbeatMs: number;
+  /** TCP_QUICKACK after each read from a provider (see the quick_ack option). */
+  quickAck: boolean;
   /** "Interface#method" and "Interface#*" entries; null when no method is idempotent. */
   idempotent: ReadonlySet<string> | null;
   /** How payloads are read when decoding: detected from the first byte, or fixed. */
@@ -208,13 +211,15 @@ export class BoltListener implements ConnectionHandler, AttributeSource {
     }
   }
 
-  handle(socket: Socket): void {
-    socket.setNoDelay(true);
-    this.sessions++;
-    socket.once('close', () => {
-      if (--this.sessions === 0 && this.retired) this.closeUpstreams();
+  handle(accepted: Socket): Socket {
+    // Client reads into one shared buffer, past the stream machinery (util/shared-read.ts).
+    return adoptForSharedReads(accepted, (socket) => {
+      this.sessions++;
+      socket.once('close', () => {
+        if (--this.sessions === 0 && this.retired) this.closeUpstreams();
+      });
+      new BoltSession(socket, this);
     });
-    new BoltSession(socket, this);
   }
 
   pool(cluster: Cluster): BoltPool {
@@ -222,7 +227,7 @@ export class BoltListener implements ConnectionHandler, AttributeSource {
     if (p === undefined) {
       p = new BoltPool(
         cluster,
-        { perEndpoint: this.options.perEndpoint, connectTimeoutMs: cluster.config.connectTimeoutMs, maxFrame: this.options.maxFrame, heartbeatMs: this.options.heartbeatMs },
+        { perEndpoint: this.options.perEndpoint, connectTimeoutMs: cluster.config.connectTimeoutMs, maxFrame: this.options.maxFrame, heartbeatMs: this.options.heartbeatMs, quickAck: this.options.quickAck },
         this.log,
       );
       this.pools.set(cluster, p);

@@ -4,7 +4,8 @@
  * Frames are decoded as they arrive. Heartbeats are answered here; each
  * request becomes a BoltCall that finishes on its own (Bolt replies carry the
  * request id, so they go back in whatever order they complete). Replies of
- * one event-loop turn are written in one corked batch. A client with too many
+ * one event-loop turn are written in one batch (one send(2) when nothing is
+ * queued: util/direct-write.ts). A client with too many
  * calls in flight, or one that does not read its replies, stops being read.
  * A frame that cannot be decoded closes the connection (the reason is logged
  * by the listener); nothing else is affected.
@@ -13,6 +14,8 @@ import type { Socket } from 'node:net';
 import { ErrorCode } from '../../errors';
 import { BoltCmd, BoltCodecError, BoltDecoder, BoltType, copyWithId, heartbeatAck, shapeOf, type BoltFrame } from './codec';
 import { BoltCall, type BoltListener } from './listener';
+import { directFd, directWriteBatch } from '../../util/direct-write';
+import { idleSweeper, type IdleSweeper } from '../../util/idle-sweep';
 
 /** Calls a session may have in flight before it stops reading the client, and where it starts again. */
 const MAX_INFLIGHT = 8192;
@@ -36,6 +39,11 @@ export class BoltSession {
   private closed = false;
   private readonly clientAddress: string;
   private readonly clientPort: number;
+  /** The socket's descriptor for direct writes (util/direct-write.ts); -2: not read yet. */
+  private fd = -2;
+  /** Idle timeout: the sweeper, and its tick at the last read or write. */
+  private readonly sweeper: IdleSweeper | null;
+  idleMark = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -44,7 +52,15 @@ export class BoltSession {
     this.clientAddress = socket.remoteAddress ?? '';
     this.clientPort = socket.remotePort ?? 0;
     this.decoder = new BoltDecoder({ onFrame: (f) => this.onFrame(f), onError: (e) => this.onBadFrame(e) }, listener.options.maxFrame);
-    socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    const sweeper = listener.idleTimeoutMs > 0 ? idleSweeper(listener.idleTimeoutMs) : null;
+    this.sweeper = sweeper;
+    if (sweeper !== null) {
+      sweeper.add(this);
+      socket.on('data', (chunk: Buffer) => {
+        this.idleMark = sweeper.tick;
+        this.decoder.push(chunk);
+      });
+    } else socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
     socket.on('error', () => socket.destroy());
     // The client half-closed: finish what it asked, then close.
     socket.on('end', () => {
@@ -53,15 +69,16 @@ export class BoltSession {
     });
     socket.on('close', () => {
       this.closed = true;
+      this.sweeper?.delete(this);
       this.decoder.destroy();
     });
-    if (listener.idleTimeoutMs > 0) {
-      socket.setTimeout(listener.idleTimeoutMs, () => {
-        if (this.inflight > 0) return;
-        listener.stats.countError(ErrorCode.IdleTimeout);
-        socket.destroy();
-      });
-    }
+  }
+
+  /** Called by the idle sweeper after idle_timeout without a read or a write (util/idle-sweep.ts). */
+  onIdleSweep(): void {
+    if (this.inflight > 0) return;
+    this.listener.stats.countError(ErrorCode.IdleTimeout);
+    this.socket.destroy();
   }
 
   private onFrame(f: BoltFrame): void {
@@ -118,14 +135,9 @@ export class BoltSession {
     const s = this.socket;
     if (out.length === 0 || s.destroyed) return;
     this.out = [];
-    let ok: boolean;
-    if (out.length === 1) ok = s.write(out[0]!);
-    else {
-      s.cork();
-      for (let i = 0; i < out.length - 1; i++) s.write(out[i]!);
-      ok = s.write(out[out.length - 1]!);
-      s.uncork();
-    }
+    if (this.sweeper !== null) this.idleMark = this.sweeper.tick;
+    if (this.fd === -2) this.fd = directFd(s);
+    const ok = directWriteBatch(s, this.fd, out);
     if (!ok && !this.writeBlocked) {
       this.writeBlocked = true;
       s.pause();

@@ -6,7 +6,7 @@
  * collide), and the reply is matched back through the link's id map.
  *
  * A few links per endpoint (`perEndpoint`), chosen round robin; writes of one
- * event-loop turn go out in one corked batch. Idle links get a heartbeat
+ * event-loop turn go out in one batch (one send(2) when nothing is queued). Idle links get a heartbeat
  * (cmdcode 0) every `heartbeatMs`; a link whose heartbeat is not answered
  * within the next period is closed. A link that fails fails every call
  * waiting on it; a call that times out leaves its id behind so a late reply
@@ -18,6 +18,9 @@ import type { Cluster } from '../../routing/cluster';
 import type { Endpoint } from '../../routing/endpoint';
 import { connectEndpoint } from '../../routing/connect';
 import type { Logger } from '../../logger';
+import { SharedBufferReader } from '../../util/shared-read';
+import { directFd, directWriteBatch, quickAck } from '../../util/direct-write';
+import { loopNow } from '../../util/turn-clock';
 import { BoltCmd, BoltDecoder, BoltType, copyWithId, heartbeatAck, heartbeatRequest, shapeOf, type BoltCodecError, type BoltFrame } from './codec';
 
 /** Whoever waits for one reply. Implemented by per-request objects (no closure per request). */
@@ -41,6 +44,9 @@ export class BoltLink {
   private readonly decoder: BoltDecoder;
   private readonly pending = new Map<number, BoltReplySink>();
   private out: Buffer[] = [];
+  /** Reads into the shared buffer (util/shared-read.ts); writes with one send(2) when nothing is queued (fd, util/direct-write.ts). */
+  private readonly reader = new SharedBufferReader();
+  private fd = -1;
   private nextId = 1;
   private connected = false;
   dead = false;
@@ -56,12 +62,13 @@ export class BoltLink {
     connectTimeoutMs: number,
     maxFrame: number,
     private readonly log: Logger,
+    private readonly quickAck: boolean,
     private readonly onClose: (link: BoltLink) => void,
   ) {
     this.decoder = new BoltDecoder({ onFrame: (f) => this.onFrame(f), onError: (e) => this.onBadFrame(e) }, maxFrame);
     endpoint.cxActive++;
     cluster.cxActive++;
-    connectEndpoint(endpoint, connectTimeoutMs).then(
+    connectEndpoint(endpoint, connectTimeoutMs, this.reader.onread).then(
       (s) => this.onConnect(s),
       (err: ProxyError) => {
         cluster.reportConnectFailure(endpoint);
@@ -83,10 +90,22 @@ export class BoltLink {
     this.connected = true;
     this.endpoint.cxTotal.inc();
     this.cluster.reportConnectSuccess(this.endpoint);
-    sock.on('data', (chunk: Buffer) => {
-      this.lastActive = performance.now();
-      this.decoder.push(chunk);
-    });
+    if (this.quickAck) {
+      sock.on('data', (chunk: Buffer) => {
+        this.lastActive = loopNow();
+        // Acknowledge now: a provider with Nagle on holds its next small reply until this read is acknowledged.
+        quickAck(this.fd);
+        this.decoder.push(chunk);
+      });
+    } else {
+      sock.on('data', (chunk: Buffer) => {
+        this.lastActive = loopNow();
+        this.decoder.push(chunk);
+      });
+    }
+    this.reader.socket = sock;
+    this.reader.bindSink();
+    this.fd = directFd(sock);
     sock.on('error', (err: NodeJS.ErrnoException) =>
       this.fail(new ProxyError(ErrorCode.UpstreamReset, `provider ${this.endpoint.address}: ${err.code ?? err.message}`, { source: 'upstream', cause: err })),
     );
@@ -136,15 +155,8 @@ export class BoltLink {
     const out = this.out;
     if (this.dead || !this.connected || out.length === 0) return;
     this.out = [];
-    const s = this.socket!;
-    this.lastActive = performance.now();
-    if (out.length === 1) {
-      s.write(out[0]!);
-      return;
-    }
-    s.cork();
-    for (let i = 0; i < out.length; i++) s.write(out[i]!);
-    s.uncork();
+    this.lastActive = loopNow();
+    directWriteBatch(this.socket!, this.fd, out);
   }
 
   private onFrame(f: BoltFrame): void {
@@ -233,6 +245,8 @@ export interface BoltPoolOptions {
   maxFrame: number;
   /** Heartbeat idle links after this long; 0: never. */
   heartbeatMs: number;
+  /** TCP_QUICKACK after each read (providers that write with Nagle's algorithm on). */
+  quickAck?: boolean;
 }
 
 /** The shared links of one cluster: `perEndpoint` links to each endpoint, used round robin. */
@@ -265,7 +279,7 @@ export class BoltPool {
     let l = slots[i]!;
     if (l === null || l.dead) {
       const s = slots;
-      l = new BoltLink(ep, this.cluster, this.opts.connectTimeoutMs, this.opts.maxFrame, this.log, (dead) => {
+      l = new BoltLink(ep, this.cluster, this.opts.connectTimeoutMs, this.opts.maxFrame, this.log, this.opts.quickAck === true, (dead) => {
         if (s[i] === dead) s[i] = null;
       });
       if (!this.closed) slots[i] = l;

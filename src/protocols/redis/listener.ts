@@ -2,7 +2,7 @@
  * What every session of one Redis listener shares for one config
  * generation: options, routing tables, shared upstream links, counters.
  */
-import type { OnReadOpts, Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Exchange } from '../../exchange';
 import { ErrorCode, type ProxyError } from '../../errors';
 import type { FilterChain, Invoke } from '../../filter';
@@ -18,42 +18,7 @@ import { UserTable, type UserConfig } from './acl';
 import { MirrorTarget, type MirrorOptions } from './mirror';
 import { encodeCommand } from './resp-writer';
 import { RedisSession } from './session';
-import { adoptWithUserBuffer } from '../tcp/pump';
-
-/**
- * Every client socket of every Redis listener reads into this one buffer:
- * reads are delivered one at a time on the event loop, and each is copied
- * out before the next. An idle connection holds no read buffer at all.
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
-/**
- * Client reads without the stream machinery: Node's onread hands each read
- * to `data`, which copies exactly the bytes read into a buffer of their own
- * (small ones come from Node's shared pool) and delivers it as a 'data'
- * event. The copy keeps the decoder's contract that a chunk is never reused,
- * so commands and exchanges may keep views of it; what it saves is a 64 KiB
- * allocation, a reallocation and a Readable push per read.
- */
-class ClientReader {
-  socket: Socket | null = null;
-  /** The session's one 'data' listener, called directly (emit() would allocate its arguments array per read). */
-  sink: ((chunk: Buffer) => void) | null = null;
-  readonly onread: OnReadOpts = { buffer: READ_BUFFER, callback: (n: number) => this.data(n) };
-
-  private data(n: number): boolean {
-    const chunk = Buffer.allocUnsafe(n);
-    // Small reads (a pipeline-1 request) are copied by hand: Buffer.copy of a part makes a temporary view each time.
-    if (n <= SMALL_READ) for (let i = 0; i < n; i++) chunk[i] = READ_BUFFER[i]!;
-    else READ_BUFFER.copy(chunk, 0, 0, n);
-    const sink = this.sink;
-    if (sink !== null) sink.call(this.socket, chunk);
-    else this.socket!.emit('data', chunk);
-    return true;
-  }
-}
-
-const SMALL_READ = 128;
+import { adoptForSharedReads } from '../../util/shared-read';
 
 export interface RedisOptions {
   maxBulkLength: number;
@@ -210,16 +175,8 @@ export class RedisListener implements ConnectionHandler {
   };
 
   handle(accepted: Socket): Socket {
-    const reader = new ClientReader();
-    // The re-wrapped socket starts paused; TCP_NODELAY stays set on the OS socket (the listener sets it at accept).
-    const adopted = adoptWithUserBuffer(accepted, reader.onread);
-    const socket = adopted ?? accepted;
-    socket.setNoDelay(true);
-    reader.socket = socket;
-    new RedisSession(socket, this);
-    if (socket.listenerCount('data') === 1) reader.sink = socket.listeners('data')[0] as (chunk: Buffer) => void;
-    if (adopted !== null) socket.resume();
-    return socket;
+    // Client reads into one shared buffer, past the stream machinery (util/shared-read.ts).
+    return adoptForSharedReads(accepted, (socket) => new RedisSession(socket, this));
   }
 
   /**
