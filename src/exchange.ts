@@ -68,6 +68,8 @@ export class Exchange {
   /** Set when the exchange failed or was answered locally. */
   error: ProxyError | null = null;
   private infoRecord: Record<string, string | number | boolean | undefined> | null = null;
+  /** Size of the reply sent to the client, when the protocol counts it (-1: not counted). A field, not an info entry: info would be made per request just for it. */
+  replyBytes = -1;
   /** The try (attempts) a timeout was last reported for, so nested deadlines count once per try. */
   private timeoutReported = -1;
   private stateSlots: unknown[] | null = null;

@@ -46,6 +46,7 @@ export const accessLogFilter: FilterFactory<AccessLogConfig> = {
           upstream: ex.endpoint?.address,
           duration_ms: Math.round((performance.now() - ex.startedAt) * 1000) / 1000,
           ...ex.info,
+          reply_bytes: ex.replyBytes >= 0 ? ex.replyBytes : undefined,
           error: err ? err.code : undefined,
           reason: err ? err.message : undefined,
         };

@@ -76,3 +76,16 @@ export function idleSweeper(timeoutMs: number): IdleSweeper {
   }
   return s;
 }
+
+/**
+ * Registers m with the sweeper (when there is one) and returns the 'data'
+ * handler to install: it notes the activity, then hands the chunk to push.
+ */
+export function markingReader(sweeper: IdleSweeper | null, m: IdleTracked, push: (chunk: Buffer) => void): (chunk: Buffer) => void {
+  if (sweeper === null) return push;
+  sweeper.add(m);
+  return (chunk) => {
+    m.idleMark = sweeper.tick;
+    push(chunk);
+  };
+}

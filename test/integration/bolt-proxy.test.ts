@@ -144,6 +144,34 @@ clusters:
     }
   });
 
+  test('routes by service: each service keeps going where its route sends it, call after call', async () => {
+    // The listener remembers the cluster a service was routed to; interleaved
+    // services must not take each other's cluster.
+    const p = await startPortway(`
+listeners:
+  - name: s
+    address: 127.0.0.1:0
+    protocol: bolt
+    routes:
+      - { match: { attributes: { service: { prefix: "com.example.Other" } } }, cluster: nowhere }
+      - { cluster: onlyA }
+clusters:
+  - { name: onlyA, endpoints: [${a.address}] }
+  - { name: nowhere, endpoints: [127.0.0.1:1] }
+`);
+    const c = await startSofaClient({ serverHost: `127.0.0.1:${p.port('s')}` });
+    try {
+      for (let i = 0; i < 3; i++) {
+        assert.equal((await c.invoke('whoami', [])).value, 'a');
+        const other = await c.invoke('whoami', [], { service: 'com.example.OtherService' });
+        assert.equal(other.ok, false);
+      }
+    } finally {
+      await c.kill();
+      await p.stop();
+    }
+  });
+
   test('a reload: connections opened before keep working, new ones follow the new routes', async () => {
     const yaml = (cluster: string) => `
 listeners:

@@ -177,6 +177,13 @@ export class BoltListener implements ConnectionHandler, AttributeSource {
   private readonly translators = new Map<Cluster, { up: RpcUpstream; hessian: 'auto' | HessianDialect }>();
   /** The one cluster when routing cannot depend on the request (one catch-all route, only the router filter). */
   readonly constant: Cluster | null;
+  /**
+   * When only the router runs and routes look at nothing but `service` (no
+   * source CIDR, one cluster each), the route a service takes never changes
+   * for this generation: the Bolt cluster it chose is kept here, and later
+   * calls to that service skip the Exchange and the chain. Null otherwise.
+   */
+  private readonly byService: Map<string, Cluster> | null;
   /** The around-policies folded around the terminal, callback form (no promise per call). */
   private readonly dispatchComposed: Dispatch<BoltReply>;
   /** When a bad frame was last logged (at most one warning a second; the rest are counted). */
@@ -204,6 +211,8 @@ export class BoltListener implements ConnectionHandler, AttributeSource {
     const onlyRouter = ctx.chain.filters.every((f) => f.name === 'router' && f.kind === 'phase') && ctx.chain.direct;
     const simple = routes.length === 1 && routes[0]!.sourceCidr.length === 0 && Object.keys(routes[0]!.attributes).length === 0 && routes[0]!.clusters.length === 1;
     this.constant = onlyRouter && simple ? (ctx.clusters.get(routes[0]!.clusters[0]!.cluster) ?? null) : null;
+    const serviceOnly = routes.every((r) => r.sourceCidr.length === 0 && r.clusters.length === 1 && Object.keys(r.attributes).every((k) => k === 'service'));
+    this.byService = this.constant === null && onlyRouter && serviceOnly && !options.needMethod && options.idempotent === null ? new Map() : null;
     for (const [name, t] of options.translate) {
       const c = ctx.clusters.get(name);
       if (c === undefined) throw new Error(`listener '${this.name}': translate names unknown cluster '${name}'`);
@@ -450,6 +459,11 @@ export class BoltListener implements ConnectionHandler, AttributeSource {
       return;
     }
     const service = f.header(SERVICE) ?? undefined;
+    const known = this.byService !== null && service !== undefined ? this.byService.get(service) : undefined;
+    if (known !== undefined) {
+      this.dispatch(call, known);
+      return;
+    }
     const ex = new BoltExchange(this.name, 'bolt', clientAddress, clientPort, service ?? '');
     call.ex = ex;
     ex.call0 = call;
@@ -479,6 +493,13 @@ export class BoltListener implements ConnectionHandler, AttributeSource {
     if (c === null) {
       this.finish(call, null, new ProxyError(ErrorCode.NoRoute, `no route of listener '${this.name}' matches service '${call.ex!.attrs['service'] ?? ''}'`, { source: 'downstream' }));
       return;
+    }
+    // Remember where this service goes (Bolt clusters only: a translated call reads the exchange's service).
+    const bs = this.byService;
+    const service = call.ex!.attrs['service'];
+    if (bs !== null && service !== undefined && !this.translators.has(c)) {
+      if (bs.size >= 4096) bs.clear();
+      bs.set(service, c);
     }
     this.dispatch(call, c);
   }

@@ -15,7 +15,7 @@ import { ErrorCode } from '../../errors';
 import { BoltCmd, BoltCodecError, BoltDecoder, BoltType, copyWithId, heartbeatAck, shapeOf, type BoltFrame } from './codec';
 import { BoltCall, type BoltListener } from './listener';
 import { directFd, directWriteBatch } from '../../util/direct-write';
-import { idleSweeper, type IdleSweeper } from '../../util/idle-sweep';
+import { idleSweeper, markingReader, type IdleSweeper } from '../../util/idle-sweep';
 
 /** Calls a session may have in flight before it stops reading the client, and where it starts again. */
 const MAX_INFLIGHT = 8192;
@@ -52,15 +52,8 @@ export class BoltSession {
     this.clientAddress = socket.remoteAddress ?? '';
     this.clientPort = socket.remotePort ?? 0;
     this.decoder = new BoltDecoder({ onFrame: (f) => this.onFrame(f), onError: (e) => this.onBadFrame(e) }, listener.options.maxFrame);
-    const sweeper = listener.idleTimeoutMs > 0 ? idleSweeper(listener.idleTimeoutMs) : null;
-    this.sweeper = sweeper;
-    if (sweeper !== null) {
-      sweeper.add(this);
-      socket.on('data', (chunk: Buffer) => {
-        this.idleMark = sweeper.tick;
-        this.decoder.push(chunk);
-      });
-    } else socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    this.sweeper = listener.idleTimeoutMs > 0 ? idleSweeper(listener.idleTimeoutMs) : null;
+    socket.on('data', markingReader(this.sweeper, this, (chunk) => this.decoder.push(chunk)));
     socket.on('error', () => socket.destroy());
     // The client half-closed: finish what it asked, then close.
     socket.on('end', () => {

@@ -35,7 +35,7 @@ import { keySlot } from '../../routing/redis-slot';
 import { mergeInfo } from './info';
 import { KeyRewriter, mapReplyKeys } from './prefix';
 import { directFd, directWrite } from '../../util/direct-write';
-import { idleSweeper, type IdleSweeper } from '../../util/idle-sweep';
+import { idleSweeper, markingReader, type IdleSweeper } from '../../util/idle-sweep';
 import { loopNow } from '../../util/turn-clock';
 
 const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
@@ -300,15 +300,8 @@ export class RedisSession {
       { onCommand: (cmd) => this.onCommand(cmd), onError: (err) => this.onProtocolError(err) },
       { maxBulkLength: l.options.maxBulkLength, unauthenticated: l.users !== null },
     );
-    const sweeper = l.idleTimeoutMs > 0 ? idleSweeper(l.idleTimeoutMs) : null;
-    this.sweeper = sweeper;
-    if (sweeper !== null) {
-      sweeper.add(this);
-      socket.on('data', (chunk: Buffer) => {
-        this.idleMark = sweeper.tick;
-        this.decoder.push(chunk);
-      });
-    } else socket.on('data', (chunk: Buffer) => this.decoder.push(chunk));
+    this.sweeper = l.idleTimeoutMs > 0 ? idleSweeper(l.idleTimeoutMs) : null;
+    socket.on('data', markingReader(this.sweeper, this, (chunk) => this.decoder.push(chunk)));
     socket.on('error', () => socket.destroy());
     // The client half-closed: answer what it sent, then close our side (the listener allows half-open sockets).
     socket.on('end', () => {
@@ -349,7 +342,7 @@ export class RedisSession {
     const ex = slot.ex;
     if (ex !== null) {
       slot.ex = null;
-      ex.info['reply_bytes'] = data.length;
+      ex.replyBytes = data.length;
       if (ex.error === null && data[0] === RespType.Error) ex.info['reply_error'] = data.toString('latin1', 1, Math.min(data.length - 2, 120));
       this.l.chain.complete(ex);
     }
