@@ -133,7 +133,9 @@ describe('etcd discovery', { timeout: 120_000 }, () => {
       const after = relay.accepted;
       await sleep(2500);
       assert.equal(relay.accepted, after, 'no connection attempt after stop()');
-      assert.equal(relay.open, 0, 'no connection left open');
+      // A connect grpc-js had in flight when stop() closed the channel may be torn down a little later (seen once
+      // under the full suite's load, still open 2.8 s after stop()); it must close, however long that takes here.
+      await waitFor(() => relay.open === 0, 15_000, 'no connection left open after stop()');
     } finally {
       await relay.close();
     }
