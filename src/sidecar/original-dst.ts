@@ -15,6 +15,9 @@
  * nat table was never used) the call fails with ENOENT.
  */
 import type { Socket } from 'node:net';
+import { libcErrno, libcFunction, socketFd } from '../util/libc';
+
+export { socketFd };
 
 const SOL_IP = 0;
 const SOL_IPV6 = 41;
@@ -37,21 +40,11 @@ interface Libc {
 
 let libc: Libc | null | undefined;
 
-/** Loads libc through koffi once; null when that is impossible (no koffi binary for this platform). */
+/** Binds getsockopt once; null when that is impossible (no koffi binary for this platform). */
 function loadLibc(): Libc | null {
   if (libc !== undefined) return libc;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const koffi = require('koffi') as {
-      load(path: string): { func(sig: string): unknown };
-      errno(): number;
-    };
-    const lib = koffi.load('libc.so.6');
-    const getsockopt = lib.func('int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)') as GetSockOpt;
-    libc = { getsockopt, errno: () => koffi.errno() };
-  } catch {
-    libc = null;
-  }
+  const getsockopt = libcFunction<GetSockOpt>('int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)');
+  libc = getsockopt === null ? null : { getsockopt, errno: libcErrno };
   return libc;
 }
 
@@ -61,10 +54,6 @@ export function originalDstSupported(): boolean {
 }
 
 /** The OS file descriptor of a connected socket, or -1. */
-export function socketFd(sock: Socket): number {
-  const h = (sock as unknown as { _handle?: { fd?: number } | null })._handle;
-  return h && typeof h.fd === 'number' ? h.fd : -1;
-}
 
 export class OriginalDstError extends Error {
   constructor(

@@ -29,6 +29,7 @@
  * turns it off (every write then goes through socket.write).
  */
 import type { Socket } from 'node:net';
+import { libcFunction, socketFd } from './libc';
 
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
@@ -41,13 +42,7 @@ function load(): Send | null {
   if (send !== undefined) return send;
   send = null;
   if (process.platform !== 'linux' || process.env['PORTWAY_DIRECT_WRITE'] === '0') return send;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const koffi = require('koffi') as { load(p: string): { func(sig: string): unknown } };
-    send = koffi.load('libc.so.6').func('long send(int fd, const uint8_t *buf, size_t len, int flags)') as Send;
-  } catch {
-    send = null;
-  }
+  send = libcFunction<Send>('long send(int fd, const uint8_t *buf, size_t len, int flags)');
   return send;
 }
 
@@ -64,8 +59,7 @@ export function directWriteAvailable(): boolean {
 export function directFd(sock: Socket): number {
   if (load() === null) return -1;
   if ((sock as { encrypted?: boolean }).encrypted === true) return -1;
-  const h = (sock as unknown as { _handle?: { fd?: number } | null })._handle;
-  return h && typeof h.fd === 'number' && h.fd >= 0 ? h.fd : -1;
+  return socketFd(sock);
 }
 
 /**
@@ -117,16 +111,7 @@ const TCP_QUICKACK = 12;
  */
 export function quickAck(fd: number): void {
   if (setsockopt === undefined) {
-    setsockopt = null;
-    if (load() !== null) {
-      try {
-        // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const koffi = require('koffi') as { load(p: string): { func(sig: string): unknown } };
-        setsockopt = koffi.load('libc.so.6').func('int setsockopt(int fd, int level, int name, const int32_t *value, uint32_t len)') as SetSockOpt;
-      } catch {
-        setsockopt = null;
-      }
-    }
+    setsockopt = load() === null ? null : libcFunction<SetSockOpt>('int setsockopt(int fd, int level, int name, const int32_t *value, uint32_t len)');
   }
   if (setsockopt !== null && fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, ONE, 4);
 }

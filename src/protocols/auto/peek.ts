@@ -9,7 +9,7 @@
  * at once and backing off to PEEK_MAX_INTERVAL_MS.
  */
 import type { Socket } from 'node:net';
-import { socketFd } from '../../sidecar/original-dst';
+import { libcErrno, libcFunction, socketFd } from '../../util/libc';
 
 const MSG_PEEK = 0x2;
 const MSG_DONTWAIT = 0x40;
@@ -22,14 +22,8 @@ let lib: { recv: Recv; errno: () => number } | null | undefined;
 
 function load(): { recv: Recv; errno: () => number } | null {
   if (lib !== undefined) return lib;
-  try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const koffi = require('koffi') as { load(p: string): { func(sig: string): unknown }; errno(): number };
-    const libc = koffi.load('libc.so.6');
-    lib = { recv: libc.func('long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)') as Recv, errno: () => koffi.errno() };
-  } catch {
-    lib = null;
-  }
+  const recv = libcFunction<Recv>('long recv(int fd, _Out_ uint8_t *buf, size_t len, int flags)');
+  lib = recv === null ? null : { recv, errno: libcErrno };
   return lib;
 }
 

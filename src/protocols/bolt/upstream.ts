@@ -90,19 +90,12 @@ export class BoltLink {
     this.connected = true;
     this.endpoint.cxTotal.inc();
     this.cluster.reportConnectSuccess(this.endpoint);
-    if (this.quickAck) {
-      sock.on('data', (chunk: Buffer) => {
-        this.lastActive = loopNow();
-        // Acknowledge now: a provider with Nagle on holds its next small reply until this read is acknowledged.
-        quickAck(this.fd);
-        this.decoder.push(chunk);
-      });
-    } else {
-      sock.on('data', (chunk: Buffer) => {
-        this.lastActive = loopNow();
-        this.decoder.push(chunk);
-      });
-    }
+    sock.on('data', (chunk: Buffer) => {
+      this.lastActive = loopNow();
+      // Acknowledge now: a provider with Nagle on holds its next small reply until this read is acknowledged.
+      if (this.quickAck) quickAck(this.fd);
+      this.decoder.push(chunk);
+    });
     this.reader.socket = sock;
     this.reader.bindSink();
     this.fd = directFd(sock);
