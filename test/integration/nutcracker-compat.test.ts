@@ -297,7 +297,9 @@ describe('shard picker vs a real nutcracker 0.5.0', { timeout: 60_000 }, () => {
     let yaml = '';
     for (let p = 0; p < POOLS.length; p++) {
       const pool = POOLS[p]!;
-      const port = await freePort();
+      // freePort() releases the port it found, so two calls can return the same one: nutcracker refuses two pools on one port.
+      let port = await freePort();
+      while (listenPorts.includes(port) || redis.some((r) => r.port === port)) port = await freePort();
       listenPorts.push(port);
       const lines = pool.redis.map((r, j) => {
         const addr = pool.unix ? redis[r]!.sock : `127.0.0.1:${redis[r]!.port}`;
