@@ -20,7 +20,7 @@ import { connectEndpoint } from '../../routing/connect';
 import type { Logger } from '../../logger';
 import { SharedBufferReader } from '../../util/shared-read';
 import { directFd, directWriteBatch, quickAck } from '../../util/direct-write';
-import { loopNow } from '../../util/turn-clock';
+import { turnNow } from '../../util/turn-clock';
 import { BoltCmd, BoltDecoder, BoltType, copyWithId, heartbeatAck, heartbeatRequest, shapeOf, type BoltCodecError, type BoltFrame } from './codec';
 
 /** Whoever waits for one reply. Implemented by per-request objects (no closure per request). */
@@ -91,7 +91,7 @@ export class BoltLink {
     this.endpoint.cxTotal.inc();
     this.cluster.reportConnectSuccess(this.endpoint);
     sock.on('data', (chunk: Buffer) => {
-      this.lastActive = loopNow();
+      this.lastActive = turnNow();
       // Acknowledge now: a provider with Nagle on holds its next small reply until this read is acknowledged.
       if (this.quickAck) quickAck(this.fd);
       this.decoder.push(chunk);
@@ -148,7 +148,7 @@ export class BoltLink {
     const out = this.out;
     if (this.dead || !this.connected || out.length === 0) return;
     this.out = [];
-    this.lastActive = loopNow();
+    this.lastActive = turnNow();
     directWriteBatch(this.socket!, this.fd, out);
   }
 

@@ -305,8 +305,16 @@ export const commandTableSource: string = file.source;
 
 /** Look a command up by its uppercase name ("GET", or "OBJECT|ENCODING"). */
 export function commandInfo(nameUpper: string): CommandInfo | undefined {
-  return table.get(nameUpper);
+  // Pipelines repeat one command: the last answer is kept (names are interned, so the compare is usually one pointer).
+  if (nameUpper === lastName) return lastInfo;
+  const info = table.get(nameUpper);
+  lastName = nameUpper;
+  lastInfo = info;
+  return info;
 }
+
+let lastName = '';
+let lastInfo: CommandInfo | undefined;
 
 /** Every entry, subcommands included ("PARENT|SUB"). */
 export function allCommands(): IterableIterator<CommandInfo> {

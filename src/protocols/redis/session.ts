@@ -36,7 +36,7 @@ import { mergeInfo } from './info';
 import { KeyRewriter, mapReplyKeys } from './prefix';
 import { directFd, directWrite } from '../../util/direct-write';
 import { idleSweeper, markingReader, type IdleSweeper } from '../../util/idle-sweep';
-import { loopNow } from '../../util/turn-clock';
+import { turnNow } from '../../util/turn-clock';
 
 const CROSSSLOT = Buffer.from("-CROSSSLOT Keys in request don't hash to the same slot\r\n");
 const NULL_BULK2 = Buffer.from('$-1\r\n');
@@ -337,7 +337,7 @@ export class RedisSession {
       slot.stats = null;
       st.count.value++;
       if (data[0] === RespType.Error) st.errors.value++;
-      st.latency.observe((loopNow() - slot.t0) / 1000);
+      st.latency.observe((turnNow() - slot.t0) / 1000);
     }
     const ex = slot.ex;
     if (ex !== null) {
@@ -453,7 +453,7 @@ export class RedisSession {
     this.l.stats.commands.inc();
     const slot = this.newSlot(name);
     slot.stats = this.l.commandStats(name);
-    slot.t0 = loopNow();
+    slot.t0 = turnNow();
     if (this.deferred.length > 0) {
       this.deferred.push({ cmd: copyCommand(cmd), slot, dedicated: false });
       return;
@@ -646,7 +646,7 @@ export class RedisSession {
     let cluster = target.cluster;
     if (target.ex) slot.ex = target.ex;
     const name = cmd.name;
-    const pinned = this.inMulti || this.watching || this.db !== 0 || (this.subscribed && this.resp === 2) || PINNING.has(name);
+    const pinned = this.inMulti || this.watching || this.db !== 0 || (this.subscribed && this.resp === 2) || pinning(name);
     if (this.l.replicasOf !== null && !pinned) cluster = this.readCluster(cluster, cmd);
     if (this.l.mirrors !== null && !pinned) this.mirror(cmd, keys);
     const comp = cluster.component;
@@ -1654,6 +1654,17 @@ const STATEFUL = new Set(['MULTI', 'EXEC', 'DISCARD', 'WATCH', 'UNWATCH', 'SUBSC
 const BLOCKING = new Set(['BLPOP', 'BRPOP', 'BLMOVE', 'BRPOPLPUSH', 'BLMPOP', 'BZPOPMIN', 'BZPOPMAX', 'BZMPOP', 'XREAD', 'XREADGROUP', 'WAIT', 'WAITAOF']);
 /** STATEFUL and BLOCKING together: one lookup on the request path. */
 const PINNING = new Set([...STATEFUL, ...BLOCKING]);
+let lastPinName = '';
+let lastPinning = false;
+
+/** PINNING.has(name), remembering the last name asked (pipelines repeat one command). */
+function pinning(name: string): boolean {
+  if (name !== lastPinName) {
+    lastPinName = name;
+    lastPinning = PINNING.has(name);
+  }
+  return lastPinning;
+}
 
 /** Keyless commands that touch the whole keyspace, and how a sharded cluster merges their replies. */
 function broadcastKind(cmd: RespCommand): MergeKind | undefined {
