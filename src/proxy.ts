@@ -18,6 +18,7 @@ import { builtins, type Builtins } from './builtins';
 import { AdminServer } from './admin/server';
 import { adoptInherited, type HandoffSource, type InheritedSockets } from './handoff';
 import { VERSION } from './version';
+import { LoopDelayMonitor } from './util/loop-delay';
 
 export interface ReloadResult {
   ok: boolean;
@@ -79,7 +80,10 @@ export class Proxy {
       const u = process.cpuUsage();
       return (u.user + u.system) / 1e6;
     });
+    this.loopDelay = new LoopDelayMonitor(this.metrics);
   }
+
+  private readonly loopDelay: LoopDelayMonitor;
 
   /** Starts Portway on a validated config: clusters, listeners, admin server, file watch. */
   static async start(config: Config, log: Logger, b: Builtins = builtins(), opts: ProxyStartOptions = {}): Promise<Proxy> {
@@ -344,6 +348,7 @@ export class Proxy {
     for (const h of this.handlers) h.retire?.();
     await this.clusters.closeAll();
     await this.admin?.close();
+    this.loopDelay.stop();
     this.log.info('stopped');
   }
 }

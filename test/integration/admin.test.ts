@@ -46,6 +46,8 @@ clusters:
       assert.match(r.body, new RegExp(`^# TYPE ${name} `, 'm'), name);
     }
     assert.match(r.body, /^portway_downstream_cx_total\{listener="e"\} [1-9]/m);
+    // The event-loop delay of the current window: the loop has run, so the monitor has samples (a number, never NaN).
+    for (const q of ['p50', 'p99', 'max', 'mean']) assert.match(r.body, new RegExp(`^nodejs_eventloop_lag_${q}_seconds \\d+(\\.\\d+)?(e-?\\d+)?$`, 'm'), q);
   });
 
   test('GET /clusters shows endpoints with health and counters', async () => {
