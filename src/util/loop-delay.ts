@@ -5,7 +5,9 @@
  * histogram in C++; every `windowMs` the figures of the window are kept and
  * the histogram starts again, so the gauges show the last full window (the
  * current one until a window has passed), not the whole life of the process.
- * Names as prom-client's default Node metrics, so dashboards made for them work.
+ * Names as prom-client's default Node metrics, so dashboards made for them
+ * work; unlike prom-client's, the figures are the delay alone (Node's
+ * histogram includes the timer's own 10 ms period, which is taken off).
  */
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { MetricsRegistry } from '../metrics';
@@ -18,13 +20,16 @@ export interface LoopDelayFigures {
   mean: number;
 }
 
+/** The monitor's timer period, ms. Node records the whole time between two runs of it, so this is taken off every figure. */
+const RESOLUTION_MS = 10;
+
 export class LoopDelayMonitor {
   private readonly h: IntervalHistogram;
   private readonly timer: NodeJS.Timeout;
   private last: LoopDelayFigures | null = null;
 
   constructor(metrics: MetricsRegistry, windowMs = 10_000) {
-    this.h = monitorEventLoopDelay({ resolution: 10 });
+    this.h = monitorEventLoopDelay({ resolution: RESOLUTION_MS });
     this.h.enable();
     this.timer = setInterval(() => {
       this.last = this.current();
@@ -47,7 +52,8 @@ export class LoopDelayMonitor {
     const h = this.h;
     // The histogram is in nanoseconds; with no sample yet it reports NaN mean and huge min: show zeros.
     if (h.count === 0) return { p50: 0, p99: 0, max: 0, mean: 0 };
-    return { p50: h.percentile(50) / 1e9, p99: h.percentile(99) / 1e9, max: h.max / 1e9, mean: h.mean / 1e9 };
+    const late = (ns: number) => Math.max(0, ns / 1e6 - RESOLUTION_MS) / 1000;
+    return { p50: late(h.percentile(50)), p99: late(h.percentile(99)), max: late(h.max), mean: late(h.mean) };
   }
 
   stop(): void {
