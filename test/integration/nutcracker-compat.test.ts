@@ -324,13 +324,27 @@ describe('shard picker vs a real nutcracker 0.5.0', { timeout: 60_000 }, () => {
     for (const port of listenPorts) await waitListening('nutcracker', { port }, nc.proc, ncOutput);
 
     // SET every key through every pool (pipelined, pools in parallel).
+    // nutcracker's own server connections sometimes time out in this burst (about 25 pools connect to the same
+    // three servers at once; seen in full-suite runs only, whatever the keys): it then fails every request queued
+    // on that connection with "ERR Connection timed out". That says nothing about where keys go, so keys failed
+    // that way are sent once more; any other failure, or a second timeout, fails the test.
     const sets = keys.map((k) => ['SET', k, 'v']);
+    const transient = (r: unknown) => r instanceof Error && /Connection (timed out|refused|reset)/.test(r.message);
     await Promise.all(
       listenPorts.map(async (port, p) => {
-        const replies = await pipeline({ port }, sets);
-        replies.forEach((r, i) => {
-          if (r !== 'OK') results[p]!.setErrors.push(`${keys[i]!.toString('hex')}: ${r instanceof Error ? r.message : String(r)}`);
-        });
+        let idx = keys.map((_k, i) => i);
+        for (let round = 0; round < 2 && idx.length > 0; round++) {
+          if (round > 0) await sleep(500);
+          const replies = await pipeline({ port }, idx.map((i) => sets[i]!));
+          const again: number[] = [];
+          replies.forEach((r, j) => {
+            const i = idx[j]!;
+            if (r === 'OK') return;
+            if (round === 0 && transient(r)) again.push(i);
+            else results[p]!.setErrors.push(`${keys[i]!.toString('hex')}: ${r instanceof Error ? r.message : String(r)}`);
+          });
+          idx = again;
+        }
       }),
     );
 
