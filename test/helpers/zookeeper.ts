@@ -145,14 +145,34 @@ export class ZkTestClient {
     return connected;
   }
 
+  /**
+   * Runs one operation once the client is connected. After a ZooKeeper restart the old client reconnects,
+   * learns that its session expired and is replaced (open()); an operation handed to it before that would
+   * never be answered, so operations wait, within their 10 s, for a connected client.
+   */
   private call<T>(what: string, fn: (client: zookeeper.Client, cb: (err: Error | zookeeper.Exception | null, v: T) => void) => void): Promise<T> {
     return new Promise((resolve, reject) => {
-      const t = setTimeout(() => reject(new Error(`ZooKeeper test client: no answer to ${what} within 10 s`)), 10_000);
-      fn(this.client, (err, v) => {
-        clearTimeout(t);
-        if (err) reject(err);
-        else resolve(v);
-      });
+      let done = false;
+      const t = setTimeout(() => {
+        done = true;
+        reject(new Error(`ZooKeeper test client: no answer to ${what} within 10 s`));
+      }, 10_000);
+      const issue = () => {
+        if (done) return;
+        const client = this.client;
+        if (client.getState() !== zookeeper.State.SYNC_CONNECTED) {
+          setTimeout(issue, 50);
+          return;
+        }
+        fn(client, (err, v) => {
+          if (done) return;
+          done = true;
+          clearTimeout(t);
+          if (err) reject(err);
+          else resolve(v);
+        });
+      };
+      issue();
     });
   }
 
