@@ -17,8 +17,6 @@
 import type { Socket } from 'node:net';
 import { libcErrno, libcFunction, socketFd } from '../util/libc';
 
-export { socketFd };
-
 const SOL_IP = 0;
 const SOL_IPV6 = 41;
 const SO_ORIGINAL_DST = 80;
@@ -52,8 +50,6 @@ function loadLibc(): Libc | null {
 export function originalDstSupported(): boolean {
   return process.platform === 'linux' && loadLibc() !== null;
 }
-
-/** The OS file descriptor of a connected socket, or -1. */
 
 export class OriginalDstError extends Error {
   constructor(

@@ -47,5 +47,5 @@ export function libcErrno(): number {
 /** The OS descriptor of a socket (from its libuv handle), or -1 when it has none. */
 export function socketFd(sock: Socket): number {
   const h = (sock as unknown as { _handle?: { fd?: number } | null })._handle;
-  return h && typeof h.fd === 'number' ? h.fd : -1;
+  return h && typeof h.fd === 'number' && h.fd >= 0 ? h.fd : -1;
 }
