@@ -82,6 +82,15 @@ export interface PhaseFilter {
   readonly name: string;
   onRequest?(ex: Exchange): Verdict | Promise<Verdict>;
   onComplete?(ex: Exchange): void;
+  /** onComplete does nothing for an exchange that ended without an error: the chain skips it then. */
+  readonly completesOnErrorOnly?: boolean;
+  /**
+   * onRequest always does exactly this and nothing else: sets ex.route and
+   * ex.cluster to these and continues (a router with one unconditional
+   * route). When it is the last phase filter the chain applies it without
+   * calling it.
+   */
+  readonly constantRoute?: { readonly route: string; readonly cluster: Cluster };
   /** The config generation this filter was built for is retired: release timers, connections, buckets. Called once. */
   close?(): void;
 }
@@ -94,6 +103,8 @@ export interface AroundPolicy {
   /** Callback form; when present the chain uses it instead of wrap. */
   intercept?<R>(next: Dispatch<R>): Dispatch<R>;
   onComplete?(ex: Exchange): void;
+  /** onComplete does nothing for an exchange that ended without an error: the chain skips it then. */
+  readonly completesOnErrorOnly?: boolean;
   /** The config generation this filter was built for is retired. Called once. */
   close?(): void;
 }
@@ -223,14 +234,23 @@ export class FilterChain {
   private readonly phases: readonly PhaseFilter[];
   private readonly arounds: readonly AroundPolicy[];
   private readonly completes: readonly Filter[];
+  /** The completion hooks that also run for an exchange without an error. */
+  private readonly successCompletes: readonly Filter[];
+  /** The last phase filter's constant route, applied without calling it (see PhaseFilter.constantRoute); null: none. */
+  private readonly tailRoute: { readonly route: string; readonly cluster: Cluster } | null;
   /** True when no around-policy exists: a session may call its terminal directly. */
   readonly direct: boolean;
 
   constructor(filters: Filter[]) {
     this.filters = filters;
-    this.phases = filters.filter((f): f is PhaseFilter => f.kind === 'phase' && typeof f.onRequest === 'function');
+    const phases = filters.filter((f): f is PhaseFilter => f.kind === 'phase' && typeof f.onRequest === 'function');
+    const last = phases[phases.length - 1];
+    this.tailRoute = last?.constantRoute ?? null;
+    if (this.tailRoute !== null) phases.pop();
+    this.phases = phases;
     this.arounds = filters.filter((f): f is AroundPolicy => f.kind === 'around');
     this.completes = filters.filter((f) => typeof f.onComplete === 'function');
+    this.successCompletes = this.completes.filter((f) => f.completesOnErrorOnly !== true);
     this.direct = this.arounds.length === 0;
   }
 
@@ -251,6 +271,11 @@ export class FilterChain {
         return Promise.resolve(r).then((v) => (v === undefined ? this.runFrom(ex, i + 1) : v));
       }
       return r;
+    }
+    const t = this.tailRoute;
+    if (t !== null) {
+      ex.route = t.route;
+      ex.cluster = t.cluster;
     }
     return undefined;
   }
@@ -315,7 +340,7 @@ export class FilterChain {
 
   /** Called exactly once per exchange, whatever its outcome. A throwing hook never breaks the others. */
   complete(ex: Exchange): void {
-    const c = this.completes;
+    const c = ex.error === null ? this.successCompletes : this.completes;
     for (let i = 0; i < c.length; i++) {
       try {
         c[i]!.onComplete!(ex);

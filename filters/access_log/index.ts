@@ -34,6 +34,7 @@ export const accessLogFilter: FilterFactory<AccessLogConfig> = {
     return {
       kind: 'phase',
       name: ctx.name,
+      completesOnErrorOnly: onlyErrors || sample === 0,
       onComplete(ex) {
         const err = ex.error;
         if (err === null && (onlyErrors || (sample < 1 && Math.random() >= sample))) return;

@@ -64,9 +64,13 @@ export const routerFilter: FilterFactory<Record<string, never>> = {
     const noRoute: LocalReply = {
       error: new ProxyError(ErrorCode.NoRoute, `no route of listener '${ctx.listener.name}' matches`, { source: 'downstream' }),
     };
+    // One unconditional route to one cluster: the chain may apply it without calling onRequest.
+    const only = routes.length === 1 && routes[0]!.test === null && ctx.listener.routes[0]!.clusters.length === 1 ? routes[0]! : null;
+    const constantRoute = only !== null ? { route: only.name, cluster: only.pick() } : undefined;
     return {
       kind: 'phase',
       name: ctx.name,
+      ...(constantRoute !== undefined ? { constantRoute } : {}),
       onRequest(ex) {
         for (let i = 0; i < routes.length; i++) {
           const r = routes[i]!;

@@ -256,6 +256,87 @@ describe('FilterChain.complete', () => {
     assert.deepEqual(log, ['a', 'bad', 'c']);
     assert.equal(seen[0], ex);
   });
+
+  test('a hook marked completesOnErrorOnly runs for a failed exchange only; the others keep their order', () => {
+    const log: string[] = [];
+    const chain = new FilterChain([
+      { kind: 'phase', name: 'a', onComplete: () => log.push('a') },
+      { kind: 'phase', name: 'errors', completesOnErrorOnly: true, onComplete: () => log.push('errors') },
+      { kind: 'phase', name: 'c', onComplete: () => log.push('c') },
+    ]);
+    chain.complete(exchange());
+    assert.deepEqual(log, ['a', 'c']);
+    log.length = 0;
+    const failed = exchange();
+    failed.error = new ProxyError(ErrorCode.Timeout, 'late', { source: 'upstream' });
+    chain.complete(failed);
+    assert.deepEqual(log, ['a', 'errors', 'c']);
+  });
+});
+
+describe('FilterChain: a constant route', () => {
+  const only = { name: 'only' } as Cluster;
+  const constant = (log: string[]): PhaseFilter => ({
+    kind: 'phase',
+    name: 'router',
+    constantRoute: { route: 'r0', cluster: only },
+    onRequest(ex) {
+      log.push('router');
+      ex.route = 'r0';
+      ex.cluster = only;
+      return undefined;
+    },
+  });
+
+  test('as the last phase it is applied without calling the filter, after the others ran', () => {
+    const log: string[] = [];
+    let seenBefore: Cluster | null | undefined;
+    const chain = new FilterChain([
+      phase('a', log, (ex) => {
+        seenBefore = ex.cluster;
+        return undefined;
+      }),
+      constant(log),
+    ]);
+    const ex = exchange();
+    assert.equal(chain.runRequest(ex), undefined);
+    assert.deepEqual(log, ['a']);
+    assert.equal(seenBefore, null, 'a filter before the router sees no cluster yet');
+    assert.equal(ex.cluster, only);
+    assert.equal(ex.route, 'r0');
+  });
+
+  test('after an async phase, and not when an earlier filter answers', async () => {
+    const log: string[] = [];
+    const chain = new FilterChain([phase('a', log, () => tick().then(() => undefined)), constant(log)]);
+    const ex = exchange();
+    assert.equal(await chain.runRequest(ex), undefined);
+    assert.equal(ex.cluster, only);
+    const refused = exchange();
+    const v = new FilterChain([phase('deny', log, () => reply()), constant(log)]).runRequest(refused);
+    assert.equal((v as LocalReply).error.code, ErrorCode.RateLimited);
+    assert.equal(refused.cluster, null);
+    assert.deepEqual(log, ['a', 'deny']);
+  });
+
+  test('not last: it runs as a phase filter like any other', () => {
+    const log: string[] = [];
+    const chain = new FilterChain([constant(log), phase('b', log)]);
+    const ex = exchange();
+    chain.runRequest(ex);
+    assert.deepEqual(log, ['router', 'b']);
+    assert.equal(ex.cluster, only);
+  });
+
+  test('the router declares one only for a single unconditional route to one cluster', () => {
+    assert.deepEqual(
+      { route: router({ to: 'b' }).constantRoute?.route, cluster: router({ to: 'b' }).constantRoute?.cluster.name },
+      { route: 'route-0', cluster: 'b' },
+    );
+    assert.equal(router({ attributes: { key: { prefix: 'u:' } }, to: 'a' }).constantRoute, undefined);
+    assert.equal(router({ to: 'a' }, { to: 'b' }).constantRoute, undefined);
+    assert.equal(router().constantRoute, undefined);
+  });
 });
 
 describe('FilterRegistry', () => {
@@ -537,6 +618,14 @@ describe('access_log', () => {
     assert.equal(lines.length, 0);
     filter.onComplete!(failed());
     assert.equal(lines.length, 1);
+    // The chain need not call it for a success at all; through the chain the result is the same.
+    assert.equal(filter.completesOnErrorOnly, true);
+    assert.equal(accessLog({}).filter.completesOnErrorOnly, false);
+    assert.equal(accessLog({ sample: 0 }).filter.completesOnErrorOnly, true);
+    const chain = new FilterChain([filter]);
+    chain.complete(served());
+    chain.complete(failed());
+    assert.equal(lines.length, 2);
     assert.equal(lines[0]!['error'], 'PW_ERR_NO_ROUTE');
   });
 
