@@ -24,6 +24,12 @@
  * saturation: then each path gets an open-loop run (`--rate` calls/s sent on
  * schedule whether or not earlier calls were answered) and its p50, p99 and
  * p99.9.
+ *
+ * Both loops are noisy on a small shared machine (the generator, the
+ * provider and the proxy are all Node processes with their own GC pauses),
+ * so the paths are measured in `--rounds` interleaved rounds (each round
+ * runs every path back to back) and the tables show per-path medians over
+ * the rounds, then each round's ratios so the spread is visible.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -64,10 +70,14 @@ interface PathResult {
   /** The open-loop run at a fixed rate (--rate), after the saturated one. */
   fixed?: { rate: number; calls: number; errors: number; late: number; p50Ms: number; p99Ms: number; p999Ms: number; cpu: CpuShare; firstError?: string };
   error?: string;
+  /** Each round's result (the fields above are their medians, counts their sums). */
+  rounds?: PathResult[];
 }
 
 interface Options {
   seconds: number;
+  /** Interleaved rounds; figures are medians over them. */
+  rounds: number;
   concurrency: number;
   /** Calls/s of the open-loop run (0: none). */
   rate: number;
@@ -87,8 +97,9 @@ const HELP = `bench/bolt: sofa-rpc-node client -> server directly, through Portw
 
   node dist/bench/bolt.js [--quick] [--seconds N] [--concurrency N] [--paths direct,portway,portway-http] [--json FILE]
 
-  --quick          1.5 s per path (a smoke test, not figures to quote)
+  --quick          1.5 s per path, one round (a smoke test, not figures to quote)
   --seconds N      measured seconds per path (default 5)
+  --rounds N       interleaved rounds, each running every path; tables show medians (default 3)
   --concurrency N  calls in flight from the client (default 32)
   --no-quick-ack   run Portway with the bolt option quick_ack: false (default: its default, true)
   --rate N         then an open-loop run on each path: N calls/s sent on schedule whatever the
@@ -96,13 +107,16 @@ const HELP = `bench/bolt: sofa-rpc-node client -> server directly, through Portw
 `;
 
 function parse(argv: string[]): Options | null {
-  const p = parseBenchArgs(argv, { seconds: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, paths: { type: 'string' }, 'no-quick-ack': { type: 'boolean' } }, HELP);
+  const p = parseBenchArgs(argv, { seconds: { type: 'string' }, rounds: { type: 'string' }, concurrency: { type: 'string' }, rate: { type: 'string' }, paths: { type: 'string' }, 'no-quick-ack': { type: 'boolean' } }, HELP);
   if (p === null) return null;
-  const v = p.values as { seconds?: string; concurrency?: string; rate?: string; paths?: string; json?: string; 'no-quick-ack'?: boolean };
+  const v = p.values as { seconds?: string; rounds?: string; concurrency?: string; rate?: string; paths?: string; json?: string; 'no-quick-ack'?: boolean };
   const paths = (v.paths ?? PATHS.join(',')).split(',').map((s) => s.trim()) as PathName[];
   for (const x of paths) if (!PATHS.includes(x)) throw new Error(`unknown path '${x}' (expected ${PATHS.join(', ')})`);
+  const rounds = v.rounds !== undefined ? Number(v.rounds) : p.quick ? 1 : 3;
+  if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: expected a whole number >= 1, got '${v.rounds}'`);
   return {
     seconds: v.seconds !== undefined ? Number(v.seconds) : p.quick ? 1.5 : 5,
+    rounds,
     concurrency: v.concurrency !== undefined ? Number(v.concurrency) : 32,
     rate: v.rate !== undefined ? Number(v.rate) : 2000,
     quickAck: v['no-quick-ack'] !== true,
@@ -207,18 +221,24 @@ async function run(o: Options): Promise<Result> {
   const http = await httpEcho();
   const httpPort = (http.address() as AddressInfo).port;
   let pw: Awaited<ReturnType<typeof startPortwayProcess>> | null = null;
+  const rounds = new Map<PathName, PathResult[]>(o.paths.map((p) => [p, []]));
   try {
     pw = await startPortwayProcess(children, dir, provider, httpPort, o.quickAck);
-    for (const path of o.paths) {
-      say(`bench/bolt: ${path} ...`);
-      try {
-        if (path === 'direct') result.paths.direct = await measure(provider.address, undefined, o, [provider.pid]);
-        else if (path === 'portway') result.paths.portway = await measure(`127.0.0.1:${pw.port}`, undefined, o, [provider.pid, pw.pid]);
-        else result.paths['portway-http'] = await measure(`127.0.0.1:${pw.port}`, 'com.example.HttpEcho', o, [process.pid, pw.pid]);
-      } catch (e) {
-        result.paths[path] = { error: (e as Error).message };
+    for (let round = 1; round <= o.rounds; round++) {
+      for (const path of o.paths) {
+        say(`bench/bolt: round ${round}/${o.rounds}: ${path} ...`);
+        let r: PathResult;
+        try {
+          if (path === 'direct') r = await measure(provider.address, undefined, o, [provider.pid]);
+          else if (path === 'portway') r = await measure(`127.0.0.1:${pw.port}`, undefined, o, [provider.pid, pw.pid]);
+          else r = await measure(`127.0.0.1:${pw.port}`, 'com.example.HttpEcho', o, [process.pid, pw.pid]);
+        } catch (e) {
+          r = { error: (e as Error).message };
+        }
+        rounds.get(path)!.push(r);
       }
     }
+    for (const [path, rs] of rounds) result.paths[path] = combine(rs);
   } finally {
     await pw?.stop();
     await provider.kill();
@@ -227,6 +247,53 @@ async function run(o: Options): Promise<Result> {
     rmSync(dir, { recursive: true, force: true });
   }
   return result;
+}
+
+function median(xs: number[]): number {
+  const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (s.length === 0) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+/** One path's rounds as one result: medians of rates and latencies, sums of counts; a failed round fails the path. */
+function combine(rs: PathResult[]): PathResult {
+  const failed = rs.find((r) => r.error !== undefined);
+  if (failed) return { error: failed.error!, rounds: rs };
+  const med = (f: (r: PathResult) => number | undefined) => median(rs.map((r) => f(r) ?? NaN));
+  const sum = (f: (r: PathResult) => number | undefined) => rs.reduce((a, r) => a + (f(r) ?? 0), 0);
+  const cpu = (f: (r: PathResult) => CpuShare | undefined): CpuShare => ({
+    generator: med((r) => f(r)?.generator),
+    upstream: med((r) => f(r)?.upstream),
+    proxy: med((r) => f(r)?.proxy),
+    machine: med((r) => f(r)?.machine),
+  });
+  const firstError = rs.find((r) => r.firstError)?.firstError;
+  const fixedFirstError = rs.find((r) => r.fixed?.firstError)?.fixed?.firstError;
+  const out: PathResult = {
+    callsPerSec: med((r) => r.callsPerSec),
+    p50Ms: med((r) => r.p50Ms),
+    p99Ms: med((r) => r.p99Ms),
+    calls: sum((r) => r.calls),
+    errors: sum((r) => r.errors),
+    cpu: cpu((r) => r.cpu),
+    rounds: rs,
+    ...(firstError ? { firstError } : {}),
+  };
+  if (rs.every((r) => r.fixed !== undefined)) {
+    out.fixed = {
+      rate: rs[0]!.fixed!.rate,
+      calls: sum((r) => r.fixed!.calls),
+      errors: sum((r) => r.fixed!.errors),
+      late: sum((r) => r.fixed!.late),
+      p50Ms: med((r) => r.fixed!.p50Ms),
+      p99Ms: med((r) => r.fixed!.p99Ms),
+      p999Ms: med((r) => r.fixed!.p999Ms),
+      cpu: cpu((r) => r.fixed!.cpu),
+      ...(fixedFirstError ? { firstError: fixedFirstError } : {}),
+    };
+  }
+  return out;
 }
 
 function report(r: Result): string {
@@ -248,6 +315,7 @@ function report(r: Result): string {
   const lines = [
     `bench/bolt: ${r.machine}`,
     `sofa-rpc-node echo, ${r.options.concurrency} calls in flight, ${r.options.seconds} s per path, Portway quick_ack ${r.options.quickAck} (goal: portway >= 0.8x direct calls/s, <= 1 ms added at p99)`,
+    `Medians of ${r.options.rounds} interleaved round${r.options.rounds === 1 ? '' : 's'} (each round runs every path back to back); counts are totals.`,
     '',
     table(['', ...cols], rows),
   ];
@@ -256,6 +324,17 @@ function report(r: Result): string {
     if (x?.error) lines.push(`${p}: FAILED: ${x.error}`);
     else if (x?.firstError) lines.push(`${p}: first error: ${x.firstError}`);
   }
+  const perRound = (label: string, f: (x: PathResult, d: PathResult) => string): void => {
+    const dr = d?.rounds ?? [];
+    for (const p of cols) {
+      if (p === 'direct') continue;
+      const xr = get(p)?.rounds ?? [];
+      if (xr.length < 2 || dr.length !== xr.length) continue;
+      lines.push(`  ${p} ${label}, round by round: ${xr.map((x, i) => (x.error || dr[i]!.error ? 'failed' : f(x, dr[i]!))).join('  ')}`);
+    }
+  };
+  perRound('throughput vs direct', (x, dd) => ratio(x.callsPerSec ?? NaN, dd.callsPerSec ?? NaN));
+  perRound('p99 added ms', (x, dd) => fmt((x.p99Ms ?? NaN) - (dd.p99Ms ?? NaN)));
   if (r.options.rate > 0) {
     const f = (p: PathName) => get(p)?.fixed;
     const df = f('direct');
@@ -276,6 +355,7 @@ function report(r: Result): string {
         ['CPU% gen/up/proxy/machine', ...cols.map((p) => cpuOf(f(p)?.cpu))],
       ]),
     );
+    perRound('open-loop p99 added ms', (x, dd) => (x.fixed && dd.fixed ? fmt(x.fixed.p99Ms - dd.fixed.p99Ms) : '-'));
   }
   lines.push('', 'portway-http: the HTTP service runs in the benchmark process; its CPU is the "up" figure.');
   return lines.join('\n');
