@@ -338,7 +338,11 @@ export class FilterChain {
 
   private closed = false;
 
-  /** Called exactly once per exchange, whatever its outcome. A throwing hook never breaks the others. */
+  /**
+   * Called exactly once per exchange, whatever its outcome: every hook in
+   * order (one marked completesOnErrorOnly only when ex.error is set). A
+   * throwing hook never breaks the others.
+   */
   complete(ex: Exchange): void {
     const c = ex.error === null ? this.successCompletes : this.completes;
     for (let i = 0; i < c.length; i++) {
