@@ -335,6 +335,60 @@ clusters:
     }
   });
 
+  test('retry: the late reply of an abandoned try is not taken as the answer of the retry', async () => {
+    // a and b hold different values under one key. The first try goes to a (the first endpoint), which is
+    // frozen: its per-try timeout ejects a (outlier detection, one error), so the retry goes to b, frozen too.
+    // a thaws first and answers the abandoned try; then b answers the retry, within its per-try timeout.
+    const a = await startRedis();
+    const b = await startRedis();
+    const pw = await startPortway(`
+listeners:
+  - name: late
+    address: 127.0.0.1:0
+    protocol: redis
+    filters:
+      - { type: retry, max_retries: 1, per_try_timeout: 500ms, retry_on: [timeout], backoff: { base: 1ms, max: 2ms } }
+    routes: [{ cluster: ab }]
+clusters:
+  - name: ab
+    endpoints: ["${a.address}", "${b.address}"]
+    health_check: { outlier: { consecutive_errors: 1, max_ejection_percent: 50 } }
+`);
+    try {
+      assert.equal(await conn(a.port).send('SET', 'late:k', 'from-a'), '+OK\r\n');
+      assert.equal(await conn(b.port).send('SET', 'late:k', 'from-b'), '+OK\r\n');
+      const c = conn(pw.port('late'));
+      a.pause();
+      b.pause();
+      const start = performance.now();
+      const reply = c.send('GET', 'late:k');
+      try {
+        // The first try times out at 500-520 ms and the retry is sent to b; a answers at ~700 ms, b at ~800 ms
+        // (the retry's own deadline is at ~1,000 ms or later).
+        await new Promise((r) => setTimeout(r, 700));
+        a.resume();
+        await new Promise((r) => setTimeout(r, 100));
+        b.resume();
+      } finally {
+        a.resume();
+        b.resume();
+      }
+      assert.equal(await reply, bulk('from-b'), "the retry's answer comes from b");
+      assert.ok(performance.now() - start >= 790, 'answered only once b was thawed');
+      const m = await metrics(pw);
+      assert.equal(metric(m, 'portway_retry_total', 'filter="retry",listener="late"'), 1);
+      assert.equal(metric(m, 'portway_retry_recovered_total', 'filter="retry",listener="late"'), 1);
+      // The connection keeps its order afterwards.
+      assert.equal(await c.send('GET', 'late:k'), bulk('from-b'));
+    } finally {
+      a.resume();
+      b.resume();
+      await pw.stop();
+      await a.stop();
+      await b.stop();
+    }
+  });
+
   test('circuit breaker: opens once a stopped Redis keeps failing, closes after it is started again', async () => {
     const own = await startRedis();
     const pw = await startPortway(`

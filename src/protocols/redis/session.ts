@@ -897,9 +897,7 @@ export class RedisSession {
       if (topo !== undefined) {
         px.endpoint = px.topoSlot >= 0 ? topo.masterOf(px.topoSlot) : null;
         px.endpointCluster = cluster;
-        px.attempts++;
-        px.tryHandler = h;
-        topo.send(this.id, px.frame, px.start, px.end, px.topoSlot, px);
+        topo.send(this.id, px.frame, px.start, px.end, px.topoSlot, px.trySink(h));
         return;
       }
     }
@@ -913,9 +911,7 @@ export class RedisSession {
     }
     px.endpoint = ep;
     px.endpointCluster = cluster;
-    px.attempts++;
-    px.tryHandler = h;
-    this.l.links(cluster).get(ep, this.id).send(px.frame, px.start, px.end, px);
+    this.l.links(cluster).get(ep, this.id).send(px.frame, px.start, px.end, px.trySink(h));
   }
 
   /** The client's request failed on the policy path (parts fail into their merge instead). */
@@ -1552,7 +1548,7 @@ export class RedisExchange extends Exchange implements ResultHandler<number>, Re
   sink: ReplySink | null = null;
   /** The client request's exchange when this is a part of it (errors are merged there, not counted here). */
   parent: Exchange | null = null;
-  /** The policy handler of the current try. */
+  /** The policy handler of the first try (each retry has a TrySink of its own). */
   tryHandler: ResultHandler<number> | null = null;
   replyBuf: Buffer = EMPTY;
   replyStart = 0;
@@ -1586,7 +1582,21 @@ export class RedisExchange extends Exchange implements ResultHandler<number>, Re
     this.sink = sink;
   }
 
-  /** The link answered the current try. */
+  /**
+   * Counts a new try and gives the sink its link answers: the exchange itself
+   * for the first try (no allocation on the common path), a TrySink for each
+   * retry. So a late reply of an abandoned try reaches that try's own handler,
+   * which drops it, and is never taken as the answer of the try after it.
+   */
+  trySink(h: ResultHandler<number>): ReplySink {
+    if (++this.attempts === 1) {
+      this.tryHandler = h;
+      return this;
+    }
+    return new TrySink(this, h);
+  }
+
+  /** The link answered the first try. */
   onReply(buf: Buffer, start: number, end: number, type: number): void {
     this.replyBuf = buf;
     this.replyStart = start;
@@ -1594,7 +1604,7 @@ export class RedisExchange extends Exchange implements ResultHandler<number>, Re
     this.tryHandler!.onResult(this, type);
   }
 
-  /** The current try failed on its link. */
+  /** The first try failed on its link. */
   onError(err: ProxyError): void {
     this.tryHandler!.onFailure(this, err);
   }
@@ -1609,6 +1619,26 @@ export class RedisExchange extends Exchange implements ResultHandler<number>, Re
   onFailure(_ex: Exchange, err: ProxyError): void {
     if (this.sink instanceof Slot) this.session.policyFailed(this.parent ?? this, err);
     this.sink!.onError(err);
+  }
+}
+
+/** Where a retry's link answers go: that try's handler (see RedisExchange.trySink). */
+class TrySink implements ReplySink {
+  constructor(
+    private readonly px: RedisExchange,
+    private readonly h: ResultHandler<number>,
+  ) {}
+
+  onReply(buf: Buffer, start: number, end: number, type: number): void {
+    const px = this.px;
+    px.replyBuf = buf;
+    px.replyStart = start;
+    px.replyEnd = end;
+    this.h.onResult(px, type);
+  }
+
+  onError(err: ProxyError): void {
+    this.h.onFailure(this.px, err);
   }
 }
 
